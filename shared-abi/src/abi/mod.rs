@@ -1,0 +1,9 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! gvtpv ABI: the layouts and rules shared by the host mediator and the guest driver.
+//!
+//! Included verbatim by both kernel modules (`#[path = ".../abi/mod.rs"]`) and by the
+//! `gvtpv_abi` crate. No crate attributes here, no `unsafe`, only `zerocopy`.
+
+pub mod gen;
+pub mod pvinfo;
