@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! gvtpv guest driver: drives a gvtpv virtual Intel GEN9 GPU.
+
+#[path = "../shared-abi/src/abi/mod.rs"]
+pub mod abi;
+mod pci;
+mod pvinfo;
+
+kernel::module_pci_driver! {
+    type: pci::Driver,
+    name: "gvtpv_guest",
+    authors: ["gvtpv developers"],
+    description: "gvtpv guest driver for virtual Intel GEN9 GPUs",
+    license: "GPL",
+}

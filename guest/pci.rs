@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The PCI driver: probe maps BAR0, reads and validates PVINFO, and identifies the vGPU.
+
+use crate::abi::{gen, pvinfo as abi_pvinfo};
+use crate::pvinfo;
+use kernel::{
+    debugfs,
+    device::Core,
+    io::{register, Io},
+    pci,
+    prelude::*,
+};
+use zerocopy::{FromZeros, IntoBytes};
+
+/// Size of BAR0 as the device type has it.
+const BAR0_SIZE: usize = gen::BAR0_SIZE as usize;
+
+mod regs {
+    use super::*;
+
+    register! {
+        /// GMCH graphics control (`SNB_GMCH_CTRL`) in config space.
+        pub(super) GMCH_CTRL(u16) @ 0x50 {
+            /// GGTT size: `1 << ggms` MiB of page table.
+            7:6 ggms;
+        }
+    }
+}
+const _: () = assert!(gen::GMCH_CTRL == 0x50 && gen::GMCH_GGMS_SHIFT == 6);
+
+/// The driver.
+pub(crate) struct Driver;
+
+/// Per-device data: the mapped BAR and what was identified.
+pub(crate) struct Data<'bound> {
+    _bar: pci::Bar<'bound, BAR0_SIZE>,
+    _debugfs: debugfs::Dir,
+    _info: Pin<KBox<debugfs::File<pvinfo::Vgpu>>>,
+}
+
+kernel::pci_device_table!(
+    PCI_TABLE,
+    MODULE_PCI_TABLE,
+    <Driver as pci::Driver>::IdInfo,
+    [(pci::DeviceId::from_id(pci::Vendor::INTEL, gen::PCI_DEVICE_ID_SKL_GT2 as u32), ())]
+);
+
+/// Reads the PVINFO page through BAR0, a dword at a time as the hardware wants.
+fn read_pvinfo(bar: &pci::Bar<'_, BAR0_SIZE>) -> Result<abi_pvinfo::VgtIf> {
+    let mut page = abi_pvinfo::VgtIf::new_zeroed();
+    let base = abi_pvinfo::PVINFO_OFFSET as usize;
+    for (i, dw) in page.as_mut_bytes().chunks_exact_mut(4).enumerate() {
+        dw.copy_from_slice(&bar.try_read32(base + i * 4)?.to_le_bytes());
+    }
+    Ok(page)
+}
+
+impl pci::Driver for Driver {
+    type IdInfo = ();
+    type Data<'bound> = Data<'bound>;
+
+    const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
+
+    fn probe<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        _info: &'bound Self::IdInfo,
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
+        pdev.enable_device_mem()?;
+        let bar = pdev.iomap_region_sized::<BAR0_SIZE>(0, c"gvtpv_guest")?;
+        let gmch = pdev.config_space().read(regs::GMCH_CTRL).into_raw();
+        let aperture = pdev.resource_len(2)?;
+        let page = read_pvinfo(&bar)?;
+        let vgpu = pvinfo::validate(&page, gmch, aperture).map_err(|why| {
+            dev_err!(pdev, "not a usable gvtpv vGPU: {}\n", why);
+            ENODEV
+        })?;
+        dev_info!(pdev, "gvtpv: {}\n", vgpu);
+
+        let dir = debugfs::Dir::new(c"gvtpv_guest");
+        let info = KBox::pin_init(
+            dir.read_callback_file(c"info", vgpu, &|v: &pvinfo::Vgpu, f| {
+                kernel::fmt::Display::fmt(v, f)?;
+                writeln!(f)
+            }),
+            GFP_KERNEL,
+        )?;
+        Ok(Data { _bar: bar, _debugfs: dir, _info: info })
+    }
+}

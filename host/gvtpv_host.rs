@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! gvtpv host mediator: virtual Intel GEN9 GPUs for KVM guests through vfio-mdev.
+
+use kernel::prelude::*;
+
+#[path = "../shared-abi/src/abi/mod.rs"]
+pub mod abi;
+mod debugfs;
+mod mediator;
+mod mm;
+mod vfio;
+mod vgpu;
+
+module! {
+    type: GvtpvHost,
+    name: "gvtpv_host",
+    authors: ["gvtpv developers"],
+    description: "gvtpv host mediator: virtual Intel GEN9 GPUs through vfio-mdev",
+    license: "GPL",
+}
+
+struct GvtpvHost {
+    _parent: Pin<KBox<vfio::Registration<mediator::Mediator>>>,
+}
+
+impl kernel::Module for GvtpvHost {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let parent = vfio::Registration::new(c"gvtpv", module, mediator::Mediator::new())?;
+        pr_info!("gvtpv host mediator ready: {} vGPU types\n", vgpu::types::TYPES.len());
+        Ok(Self { _parent: parent })
+    }
+}

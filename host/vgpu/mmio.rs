@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! BAR0 of a vGPU: the MMIO register space with the PVINFO page.
+//!
+//! In this first part only the PVINFO page is modelled; the GEN registers behind the rest
+//! of BAR0 (GTT, execlists, interrupts) come with the backend. Unknown offsets read as
+//! zero and ignore writes, and each such access is counted.
+
+use kernel::prelude::*;
+use crate::abi::pvinfo::{self, AvailRs, GmRange, VgtIf};
+use crate::mm::partition::Slice;
+use zerocopy::{FromZeros, IntoBytes};
+
+/// The capabilities a gvtpv host offers in `vgt_caps`.
+pub(crate) const HOST_CAPS: u32 = pvinfo::VGT_CAPS_FULL_PPGTT | pvinfo::VGT_CAPS_HWSP_EMULATION;
+
+/// What a BAR0 access hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hit {
+    /// The PVINFO page.
+    Pvinfo,
+    /// A `g2v_notify` write, with the value written.
+    G2vNotify(u32),
+    /// A write to a read-only part of PVINFO, ignored.
+    PvinfoReadOnly,
+    /// Anything else: reads zero, writes ignored.
+    Unhandled,
+}
+
+/// The MMIO state of one vGPU.
+pub(crate) struct Mmio {
+    pvinfo: VgtIf,
+}
+
+/// Builds the `avail_rs` block a vGPU with `s` sees.
+pub(crate) fn avail_rs(s: &Slice) -> AvailRs {
+    let mut rs = AvailRs::new_zeroed();
+    // The slice fits in 32 bits: the GGTT is 4 GiB and every base and size is below it.
+    rs.mappable_gmadr = GmRange::new(s.aperture_base as u32, s.aperture_size as u32);
+    rs.nonmappable_gmadr = GmRange::new(s.hidden_base as u32, s.hidden_size as u32);
+    rs.fence_num.set(s.fences);
+    rs
+}
+
+impl Mmio {
+    /// The power-on state of the vGPU with slice `s`.
+    pub(crate) fn new(s: &Slice) -> Self {
+        Self { pvinfo: VgtIf::new(s.id, HOST_CAPS, avail_rs(s)) }
+    }
+
+    /// The PVINFO page as the guest sees it.
+    pub(crate) fn pvinfo(&self) -> &VgtIf {
+        &self.pvinfo
+    }
+
+    /// Device reset: the guest half of PVINFO goes back to zero.
+    pub(crate) fn reset(&mut self) {
+        let half = pvinfo::PVINFO_GUEST_HALF as usize;
+        if let Some(g) = self.pvinfo.as_mut_bytes().get_mut(half..) {
+            g.fill(0);
+        }
+    }
+
+    /// Reads `buf.len()` bytes at BAR0 offset `off` (one naturally aligned chunk).
+    pub(crate) fn read(&self, off: u64, buf: &mut [u8]) -> Hit {
+        match pvinfo_range(off, buf.len()) {
+            Some(r) => {
+                // PANIC: `pvinfo_range` returned a range inside the 4 KiB page.
+                buf.copy_from_slice(&self.pvinfo.as_bytes()[r]);
+                Hit::Pvinfo
+            }
+            None => {
+                buf.fill(0);
+                Hit::Unhandled
+            }
+        }
+    }
+
+    /// Writes `data` at BAR0 offset `off` (one naturally aligned chunk).
+    pub(crate) fn write(&mut self, off: u64, data: &[u8]) -> Hit {
+        let Some(r) = pvinfo_range(off, data.len()) else {
+            return Hit::Unhandled;
+        };
+        let (start, len) = (r.start as u32, data.len() as u32);
+        if !pvinfo::guest_writable(start, len) {
+            return Hit::PvinfoReadOnly;
+        }
+        if let Some(dst) = self.pvinfo.as_mut_bytes().get_mut(r) {
+            dst.copy_from_slice(data);
+        }
+        if start == pvinfo::offset::G2V_NOTIFY && len == 4 {
+            return Hit::G2vNotify(self.pvinfo.g2v_notify.get());
+        }
+        Hit::Pvinfo
+    }
+}
+
+/// The byte range inside the PVINFO page that `[off, off + len)` covers, if it lies wholly
+/// inside it.
+fn pvinfo_range(off: u64, len: usize) -> Option<core::ops::Range<usize>> {
+    let base = u64::from(pvinfo::PVINFO_OFFSET);
+    let rel = off.checked_sub(base)?;
+    let end = rel.checked_add(len as u64)?;
+    (end <= u64::from(pvinfo::PVINFO_SIZE)).then_some(rel as usize..end as usize)
+}
+
+#[kunit_tests(gvtpv_host_mmio)]
+mod tests {
+    use super::*;
+    use crate::abi::{gen, pvinfo::offset};
+    use crate::mm::partition::Partition;
+    use crate::vgpu::types::TYPES;
+
+    fn rd32(m: &Mmio, off: u32) -> u32 {
+        let mut b = [0u8; 4];
+        m.read(u64::from(pvinfo::PVINFO_OFFSET + off), &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    #[test]
+    fn pvinfo_per_type() {
+        for t in TYPES.iter() {
+            let mut p = Partition::new();
+            let s = p.alloc(&t.request).unwrap();
+            let m = Mmio::new(&s);
+            assert_eq!(rd32(&m, 0), 0x7654_4776);
+            assert_eq!(rd32(&m, 4), 0x4776_5447);
+            assert_eq!(rd32(&m, offset::VERSION_MAJOR), 1);
+            assert_eq!(rd32(&m, offset::VGT_ID), 1);
+            assert_eq!(rd32(&m, offset::VGT_CAPS), HOST_CAPS);
+            assert_eq!(u64::from(rd32(&m, offset::MAPPABLE_SIZE)), t.request.aperture);
+            assert_eq!(u64::from(rd32(&m, offset::NONMAPPABLE_SIZE)), t.request.hidden);
+            assert_eq!(rd32(&m, offset::FENCE_NUM), t.request.fences);
+            // What a guest would conclude from it.
+            let id = pvinfo::identify(m.pvinfo(), 4 << 30, t.request.aperture).unwrap();
+            assert_eq!(u64::from(id.mappable.0), s.aperture_base);
+            let _ = gen::MAX_FENCES;
+        }
+    }
+
+    #[test]
+    fn guest_writes_only_reach_the_guest_half() {
+        let mut p = Partition::new();
+        let s = p.alloc(&TYPES[0].request).unwrap();
+        let mut m = Mmio::new(&s);
+        let base = u64::from(pvinfo::PVINFO_OFFSET);
+        assert_eq!(m.write(base, &[0; 4]), Hit::PvinfoReadOnly);
+        assert_eq!(rd32(&m, 0), 0x7654_4776);
+        assert_eq!(m.write(base + u64::from(offset::FENCE_NUM), &[0xff; 4]), Hit::PvinfoReadOnly);
+        assert_eq!(rd32(&m, offset::FENCE_NUM), 4);
+        assert_eq!(m.write(base + u64::from(offset::G2V_NOTIFY), &4u32.to_le_bytes()), Hit::G2vNotify(4));
+        assert_eq!(m.write(base + u64::from(offset::DISPLAY_READY), &1u32.to_le_bytes()), Hit::Pvinfo);
+        assert_eq!(rd32(&m, offset::DISPLAY_READY), 1);
+        m.reset();
+        assert_eq!(rd32(&m, offset::DISPLAY_READY), 0);
+        assert_eq!(rd32(&m, offset::VGT_CAPS), HOST_CAPS);
+        // Outside PVINFO: zero, ignored; straddling the page end: not PVINFO.
+        let mut b = [0xaau8; 8];
+        assert_eq!(m.read(0x2000, &mut b), Hit::Unhandled);
+        assert_eq!(b, [0; 8]);
+        assert_eq!(m.read(base + 0xffc, &mut b), Hit::Unhandled);
+        assert_eq!(m.write(u64::MAX - 2, &[1; 4]), Hit::Unhandled);
+    }
+}
