@@ -2,14 +2,15 @@
 
 //! An mdev parent with its types and driver, on a faux device.
 //!
-//! [`Registration`] owns, in this order: the faux parent device, the `mdev_driver`, the
-//! `mdev_parent` and the `mdev_type`s. Creating an mdev (`mdevctl start`) calls
+//! [`Registration`] owns a device class named after the parent, one device of that class
+//! (the mdev parent, as `mtty` does it: the mdev core names types `<class>-<type>`), the
+//! `mdev_driver`, the `mdev_parent` and the `mdev_type`s. Creating an mdev (`mdevctl start`) calls
 //! [`MdevParent::probe`], which builds the vGPU that becomes a vfio device.
 
 use super::device::{Container, VfioOps};
-use core::{fmt, ptr};
+use core::{fmt, ptr, ptr::NonNull};
 use kernel::{
-    bindings, device, faux,
+    bindings, device,
     error::to_result,
     ffi::{c_char, c_int, c_uint},
     prelude::*,
@@ -57,16 +58,75 @@ pub(crate) trait MdevParent: Send + Sync + Sized + 'static {
 #[pin_data(PinnedDrop)]
 pub(crate) struct Registration<T: MdevParent> {
     #[pin]
+    class: Opaque<bindings::class>,
+    #[pin]
     driver: Opaque<bindings::mdev_driver>,
     #[pin]
     parent: Opaque<bindings::mdev_parent>,
     types: KVec<Opaque<bindings::mdev_type>>,
     type_ptrs: KVec<*mut bindings::mdev_type>,
+    /// The parent device; `Some` while registered.
+    dev: Option<ClassDevice>,
     registered: bool,
     #[pin]
     data: T,
-    // Dropped after `PinnedDrop::drop` unregistered the parent that hangs off it.
-    faux: faux::Registration,
+}
+
+/// A device of a class, allocated on its own: its memory goes with its last reference
+/// (sysfs users and mdev types hold some), not with the registration.
+///
+/// # Invariants
+///
+/// `self.0` is a `device_add`ed device on which we own the initial reference.
+struct ClassDevice(NonNull<bindings::device>);
+
+impl ClassDevice {
+    /// Creates and adds the device `name` of `class`.
+    ///
+    /// # Safety
+    ///
+    /// `class` must be registered and stay so until the returned object is dropped.
+    unsafe fn new(class: *mut bindings::class, name: &CStr) -> Result<Self> {
+        let b = KBox::new(Opaque::<bindings::device>::zeroed(), GFP_KERNEL)?;
+        let raw = KBox::into_raw(b).cast::<bindings::device>();
+        // SAFETY: `raw` is a zeroed, exclusively owned `struct device`; after
+        // `device_initialize` its memory is released by `release` on the last put.
+        unsafe {
+            bindings::device_initialize(raw);
+            (*raw).class = class;
+            (*raw).release = Some(Self::release);
+        }
+        // SAFETY: `raw` is initialised; "%s" with a NUL-terminated string.
+        let ret = unsafe { bindings::dev_set_name(raw, c"%s".as_char_ptr(), name.as_char_ptr()) };
+        let ret = if ret == 0 {
+            // SAFETY: as above; on failure the put below frees it through `release`.
+            unsafe { bindings::device_add(raw) }
+        } else {
+            ret
+        };
+        if ret != 0 {
+            // SAFETY: drops the initial reference.
+            unsafe { bindings::put_device(raw) };
+            return Err(Error::from_errno(ret));
+        }
+        // INVARIANT: added, and we own the initial reference.
+        NonNull::new(raw).map(Self).ok_or(EINVAL)
+    }
+
+    /// # Safety
+    ///
+    /// Called by the driver core once, on the last reference of a device made by `new`.
+    unsafe extern "C" fn release(dev: *mut bindings::device) {
+        // SAFETY: the device was allocated as a `KBox<Opaque<device>>` in `new`.
+        drop(unsafe { KBox::from_raw(dev.cast::<Opaque<bindings::device>>()) });
+    }
+}
+
+impl Drop for ClassDevice {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant: deletes the device and drops our reference.
+        unsafe { bindings::device_unregister(self.0.as_ptr()) };
+    }
 }
 
 // SAFETY: the raw pointers only point into `types`, owned by `self`; the mdev core
@@ -86,7 +146,6 @@ impl<T: MdevParent> Registration<T> {
         module: &'static ThisModule,
         data: impl PinInit<T, Error>,
     ) -> Result<Pin<KBox<Self>>> {
-        let faux = faux::Registration::new(name, None)?;
         let mut types = KVec::with_capacity(T::TYPES.len(), GFP_KERNEL)?;
         for t in T::TYPES {
             let mut raw: bindings::mdev_type = pin_init::zeroed();
@@ -107,35 +166,55 @@ impl<T: MdevParent> Registration<T> {
         driver.driver.name = name.as_char_ptr();
         driver.driver.owner = module.as_ptr();
 
+        let mut class: bindings::class = pin_init::zeroed();
+        class.name = name.as_char_ptr();
+
         let mut this = KBox::pin_init(
             try_pin_init!(Self {
+                class: Opaque::new(class),
                 driver: Opaque::new(driver),
                 parent: Opaque::new(pin_init::zeroed()),
                 types,
                 type_ptrs,
+                dev: None,
                 registered: false,
                 data <- data,
-                faux,
             }),
             GFP_KERNEL,
         )?;
         // SAFETY: `this` is pinned; the C structs live as long as it and do not move.
-        unsafe { this.as_mut().register() }?;
+        unsafe { this.as_mut().register(name) }?;
         Ok(this)
     }
 
     /// # Safety
     ///
     /// Called once, on a pinned `self`.
-    unsafe fn register(self: Pin<&mut Self>) -> Result {
+    unsafe fn register(self: Pin<&mut Self>, name: &CStr) -> Result {
         // SAFETY: we do not move out of `this`.
         let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: the class is initialised and pinned; unregistered in drop, last.
+        to_result(unsafe { bindings::class_register(this.class.get()) })?;
+        // SAFETY: the class was just registered and outlives `dev` (see drop).
+        let dev = match unsafe { ClassDevice::new(this.class.get(), name) } {
+            Ok(d) => d,
+            Err(e) => {
+                // SAFETY: registered above, nothing hangs off it.
+                unsafe { bindings::class_unregister(this.class.get()) };
+                return Err(e);
+            }
+        };
+        let dev_raw = dev.0.as_ptr();
+        this.dev = Some(dev);
         // SAFETY: `driver` is fully initialised and lives as long as `this`.
-        to_result(unsafe { bindings::mdev_register_driver(this.driver.get()) })?;
-        let dev: &device::Device = this.faux.as_ref();
-        let dev_raw = ptr::from_ref(dev).cast_mut().cast::<bindings::device>();
-        // SAFETY: `Device` is a transparent wrapper of `struct device`; the faux device,
-        // the driver and the type arrays outlive the parent (unregistered in drop first).
+        if let Err(e) = to_result(unsafe { bindings::mdev_register_driver(this.driver.get()) }) {
+            this.dev = None;
+            // SAFETY: as above.
+            unsafe { bindings::class_unregister(this.class.get()) };
+            return Err(e);
+        }
+        // SAFETY: the device, the driver and the type arrays outlive the parent, which
+        // drop unregisters first.
         let ret = unsafe {
             bindings::mdev_register_parent(
                 this.parent.get(),
@@ -146,8 +225,12 @@ impl<T: MdevParent> Registration<T> {
             )
         };
         if let Err(e) = to_result(ret) {
+            this.dev = None;
             // SAFETY: registered just above.
-            unsafe { bindings::mdev_unregister_driver(this.driver.get()) };
+            unsafe {
+                bindings::mdev_unregister_driver(this.driver.get());
+                bindings::class_unregister(this.class.get());
+            }
             return Err(e);
         }
         // INVARIANT: both are registered now.
@@ -271,13 +354,20 @@ impl fmt::Write for PageWriter {
 #[pinned_drop]
 impl<T: MdevParent> PinnedDrop for Registration<T> {
     fn drop(self: Pin<&mut Self>) {
-        if self.registered {
-            // SAFETY: registered by the type invariant; unregistering the parent removes
-            // every mdev (calling `remove`) before it returns.
-            unsafe {
-                bindings::mdev_unregister_parent(self.parent.get());
-                bindings::mdev_unregister_driver(self.driver.get());
-            }
+        if !self.registered {
+            return;
+        }
+        // SAFETY: we do not move out of `this`.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: registered by the type invariant; unregistering the parent removes
+        // every mdev (calling `remove`) before it returns.
+        unsafe { bindings::mdev_unregister_parent(this.parent.get()) };
+        // The parent device goes before its class, the driver after its last device.
+        this.dev = None;
+        // SAFETY: registered by the type invariant, no device or parent uses them now.
+        unsafe {
+            bindings::mdev_unregister_driver(this.driver.get());
+            bindings::class_unregister(this.class.get());
         }
     }
 }

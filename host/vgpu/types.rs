@@ -23,8 +23,8 @@ pub(crate) const TYPES: [VgpuType; 4] = [
 
 /// The same types as the mdev core lists them.
 pub(crate) const MDEV_TYPES: [MdevType; 4] = [
-    MdevType { sysfs_name: c"gvtpv_V5_8", pretty_name: c"GVTg_V5_8" },
-    MdevType { sysfs_name: c"gvtpv_V5_4", pretty_name: c"GVTg_V5_4" },
-    MdevType { sysfs_name: c"gvtpv_V5_2", pretty_name: c"GVTg_V5_2" },
-    MdevType { sysfs_name: c"gvtpv_V5_1", pretty_name: c"GVTg_V5_1" },
+    MdevType { sysfs_name: c"V5_8", pretty_name: c"GVTg_V5_8" },
+    MdevType { sysfs_name: c"V5_4", pretty_name: c"GVTg_V5_4" },
+    MdevType { sysfs_name: c"V5_2", pretty_name: c"GVTg_V5_2" },
+    MdevType { sysfs_name: c"V5_1", pretty_name: c"GVTg_V5_1" },
 ];
