@@ -43,7 +43,10 @@ kernel::pci_device_table!(
     PCI_TABLE,
     MODULE_PCI_TABLE,
     <Driver as pci::Driver>::IdInfo,
-    [(pci::DeviceId::from_id(pci::Vendor::INTEL, gen::PCI_DEVICE_ID_SKL_GT2 as u32), ())]
+    [(
+        pci::DeviceId::from_id(pci::Vendor::INTEL, gen::PCI_DEVICE_ID_SKL_GT2 as u32),
+        ()
+    )]
 );
 
 /// Reads the PVINFO page through BAR0, a dword at a time as the hardware wants.
@@ -85,6 +88,10 @@ impl pci::Driver for Driver {
             }),
             GFP_KERNEL,
         )?;
-        Ok(Data { _bar: bar, _debugfs: dir, _info: info })
+        Ok(Data {
+            _bar: bar,
+            _debugfs: dir,
+            _info: info,
+        })
     }
 }

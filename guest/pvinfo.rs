@@ -34,7 +34,11 @@ impl fmt::Display for Refusal {
             Refusal::NoGgtt(g) => write!(f, "GMCH control {g:#06x} advertises no GGTT"),
             Refusal::Pvinfo(BadMagic(m)) => write!(f, "PVINFO magic {m:#018x} is not a vGPU's"),
             Refusal::Pvinfo(BadVersion(a, b)) => {
-                write!(f, "PVINFO version {a}.{b} is not supported (need {}.x)", pvinfo::VGT_VERSION_MAJOR)
+                write!(
+                    f,
+                    "PVINFO version {a}.{b} is not supported (need {}.x)",
+                    pvinfo::VGT_VERSION_MAJOR
+                )
             }
             Refusal::Pvinfo(MissingCaps(c)) => write!(f, "vGPU lacks required capabilities {c:#x}"),
             Refusal::Pvinfo(BadMappable) => write!(f, "invalid ballooning: bad aperture slice"),
@@ -104,33 +108,57 @@ mod tests {
     fn refuses_bad_magic() {
         let mut p = page();
         p.as_mut_bytes()[0] ^= 1;
-        assert!(matches!(validate(&p, GMCH_4G, AP), Err(Refusal::Pvinfo(PvinfoError::BadMagic(_)))));
+        assert!(matches!(
+            validate(&p, GMCH_4G, AP),
+            Err(Refusal::Pvinfo(PvinfoError::BadMagic(_)))
+        ));
     }
 
     #[test]
     fn refuses_bad_version() {
         let mut p = page();
         p.version_major.set(0);
-        assert_eq!(validate(&p, GMCH_4G, AP), Err(Refusal::Pvinfo(PvinfoError::BadVersion(0, 0))));
+        assert_eq!(
+            validate(&p, GMCH_4G, AP),
+            Err(Refusal::Pvinfo(PvinfoError::BadVersion(0, 0)))
+        );
         p.version_major.set(2);
-        assert_eq!(validate(&p, GMCH_4G, AP), Err(Refusal::Pvinfo(PvinfoError::BadVersion(2, 0))));
+        assert_eq!(
+            validate(&p, GMCH_4G, AP),
+            Err(Refusal::Pvinfo(PvinfoError::BadVersion(2, 0)))
+        );
     }
 
     #[test]
     fn refuses_bad_ranges_and_geometry() {
         // Aperture slice larger than the BAR.
-        assert_eq!(validate(&page(), GMCH_4G, 32 << 20), Err(Refusal::Pvinfo(PvinfoError::BadMappable)));
+        assert_eq!(
+            validate(&page(), GMCH_4G, 32 << 20),
+            Err(Refusal::Pvinfo(PvinfoError::BadMappable))
+        );
         // A 1 GiB GGTT cannot hold a hidden slice at 1.5 GiB.
-        assert_eq!(validate(&page(), 1 << 6, AP), Err(Refusal::Pvinfo(PvinfoError::BadNonMappable)));
+        assert_eq!(
+            validate(&page(), 1 << 6, AP),
+            Err(Refusal::Pvinfo(PvinfoError::BadNonMappable))
+        );
         assert_eq!(validate(&page(), 0, AP), Err(Refusal::NoGgtt(0)));
         let mut p = page();
         p.avail_rs.nonmappable_gmadr = GmRange::new(64 << 20, 384 << 20);
-        assert_eq!(validate(&p, GMCH_4G, AP), Err(Refusal::Pvinfo(PvinfoError::BadNonMappable)));
+        assert_eq!(
+            validate(&p, GMCH_4G, AP),
+            Err(Refusal::Pvinfo(PvinfoError::BadNonMappable))
+        );
         let mut p = page();
         p.avail_rs.fence_num.set(64);
-        assert_eq!(validate(&p, GMCH_4G, AP), Err(Refusal::Pvinfo(PvinfoError::BadFences(64))));
+        assert_eq!(
+            validate(&p, GMCH_4G, AP),
+            Err(Refusal::Pvinfo(PvinfoError::BadFences(64)))
+        );
         let mut p = page();
         p.vgt_caps.set(0);
-        assert!(matches!(validate(&p, GMCH_4G, AP), Err(Refusal::Pvinfo(PvinfoError::MissingCaps(_)))));
+        assert!(matches!(
+            validate(&p, GMCH_4G, AP),
+            Err(Refusal::Pvinfo(PvinfoError::MissingCaps(_)))
+        ));
     }
 }

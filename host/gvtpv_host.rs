@@ -27,7 +27,10 @@ struct GvtpvHost {
 impl kernel::Module for GvtpvHost {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let parent = vfio::Registration::new(c"gvtpv", module, mediator::Mediator::new())?;
-        pr_info!("gvtpv host mediator ready: {} vGPU types\n", vgpu::types::TYPES.len());
+        pr_info!(
+            "gvtpv host mediator ready: {} vGPU types\n",
+            vgpu::types::TYPES.len()
+        );
         Ok(Self { _parent: parent })
     }
 }

@@ -9,7 +9,11 @@ use crate::{
     vgpu::{types, Vgpu},
 };
 use core::fmt;
-use kernel::{debugfs, device, new_mutex, prelude::*, sync::{Arc, Mutex}};
+use kernel::{
+    debugfs, device, new_mutex,
+    prelude::*,
+    sync::{Arc, Mutex},
+};
 
 /// The mediator: owns the GGTT partition and creates vGPUs.
 #[pin_data]
@@ -37,10 +41,15 @@ impl MdevParent for Mediator {
 
     fn probe(&self, type_index: usize, dev: &device::Device) -> Result<Arc<Vgpu>> {
         let t = types::TYPES.get(type_index).ok_or(EINVAL)?;
-        let slice = self.partition.lock().alloc(&t.request).map_err(|e| match e {
-            PartitionError::BadRequest => EINVAL,
-            PartitionError::NoSpace => ENOSPC,
-        }).inspect_err(|_| dev_err!(dev, "no room left for another vGPU of this type\n"))?;
+        let slice = self
+            .partition
+            .lock()
+            .alloc(&t.request)
+            .map_err(|e| match e {
+                PartitionError::BadRequest => EINVAL,
+                PartitionError::NoSpace => ENOSPC,
+            })
+            .inspect_err(|_| dev_err!(dev, "no room left for another vGPU of this type\n"))?;
         let vgpu = Vgpu::new(slice, type_index, &self.debugfs, dev.name()).inspect_err(|_| {
             self.partition.lock().free(&slice);
         })?;
@@ -48,7 +57,10 @@ impl MdevParent for Mediator {
             dev,
             "vGPU {} ({}) created: aperture {:#x}+{:#x}, hidden {:#x}+{:#x}, fences {}+{}\n",
             slice.id,
-            types::MDEV_TYPES[type_index].pretty_name.to_str().unwrap_or("?"),
+            types::MDEV_TYPES[type_index]
+                .pretty_name
+                .to_str()
+                .unwrap_or("?"),
             slice.aperture_base,
             slice.aperture_size,
             slice.hidden_base,

@@ -15,7 +15,15 @@ use crate::{
     mm::partition::Slice,
     vfio::{uapi, IrqSet, RegionInfo, VfioDevice, VfioOps},
 };
-use kernel::{debugfs, new_mutex, prelude::*, sync::{Arc, Mutex}};
+use kernel::{
+    debugfs, new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
+    uaccess::UserSliceReader,
+};
 
 /// Register state a trapped access changes.
 struct State {
@@ -35,10 +43,13 @@ pub(crate) struct Vgpu {
     #[pin]
     irqs: Mutex<irq::Irqs>,
     counters: Arc<Counters>,
+    /// The [`mmio::Fault`] injected into PVINFO reads (debugfs `pvinfo_fault`).
+    fault: Arc<Atomic<u32>>,
     // Dropped before the counters they show.
     _debugfs: debugfs::Dir,
     _files: KVec<Pin<KBox<debugfs::File<Arc<Counters>>>>>,
     _info: Pin<KBox<debugfs::File<Info>>>,
+    _fault_file: Pin<KBox<debugfs::File<Arc<Atomic<u32>>>>>,
 }
 
 /// The static facts debugfs shows about a vGPU.
@@ -91,6 +102,26 @@ impl Vgpu {
             }),
             GFP_KERNEL,
         )?;
+        let fault = Arc::new(Atomic::new(0u32), GFP_KERNEL)?;
+        let fault_file = KBox::pin_init(
+            dir.read_write_callback_file(
+                c"pvinfo_fault",
+                fault.clone(),
+                &|f: &Arc<Atomic<u32>>, out| {
+                    let cur = f.load(Relaxed) as usize;
+                    writeln!(out, "{}", mmio::Fault::NAMES.get(cur).copied().unwrap_or("none"))
+                },
+                &|f: &Arc<Atomic<u32>>, r: &mut UserSliceReader| {
+                    let mut buf = [0u8; 16];
+                    let n = r.len().min(buf.len());
+                    r.read_slice(buf.get_mut(..n).ok_or(EINVAL)?)?;
+                    let v = mmio::Fault::parse(buf.get(..n).ok_or(EINVAL)?).ok_or(EINVAL)?;
+                    f.store(v as u32, Relaxed);
+                    Ok(())
+                },
+            ),
+            GFP_KERNEL,
+        )?;
         Arc::pin_init(
             try_pin_init!(Self {
                 slice,
@@ -101,9 +132,11 @@ impl Vgpu {
                 }),
                 irqs <- new_mutex!(irq::Irqs::default()),
                 counters,
+                fault,
                 _debugfs: dir,
                 _files: files,
                 _info: info,
+                _fault_file: fault_file,
             }),
             GFP_KERNEL,
         )
@@ -112,27 +145,35 @@ impl Vgpu {
     /// Serves a trapped read or write of `buf` at file position `pos`.
     fn access(&self, pos: u64, buf: &mut [u8], write: bool) -> Result {
         let c = &*self.counters;
-        let a = access::decode(pos, buf.len(), write, |i| self.region_info(i)).inspect_err(|_| {
-            Counters::inc(&c.bad_access);
-        })?;
+        let a =
+            access::decode(pos, buf.len(), write, |i| self.region_info(i)).inspect_err(|_| {
+                Counters::inc(&c.bad_access);
+            })?;
+        let fault = mmio::Fault::from_u32(self.fault.load(Relaxed));
         let mut st = self.state.lock();
         match a.index {
             uapi::region::CONFIG => {
                 let off = a.off as usize;
                 Counters::inc(if write { &c.cfg_write } else { &c.cfg_read });
-                let ok = if write { st.cfg.write(off, buf) } else { st.cfg.read(off, buf) };
+                let ok = if write {
+                    st.cfg.write(off, buf)
+                } else {
+                    st.cfg.read(off, buf)
+                };
                 if !ok {
                     return Err(EINVAL);
                 }
             }
             uapi::region::BAR0 => access::for_each_chunk(a.off, buf.len(), |at, start, n| {
-                let Some(chunk) = buf.get_mut(start..start + n) else { return };
+                let Some(chunk) = buf.get_mut(start..start + n) else {
+                    return;
+                };
                 let hit = if write {
                     Counters::inc(&c.mmio_write);
                     st.mmio.write(at, chunk)
                 } else {
                     Counters::inc(&c.mmio_read);
-                    st.mmio.read(at, chunk)
+                    st.mmio.read(at, chunk, fault)
                 };
                 let counter = match (hit, write) {
                     (mmio::Hit::Pvinfo, false) => &c.pvinfo_read,
@@ -159,10 +200,16 @@ impl Vgpu {
     }
 
     /// Raises an interrupt to the guest.
-    #[expect(dead_code, reason = "the first interrupt sources arrive with the backend")]
+    #[expect(
+        dead_code,
+        reason = "the first interrupt sources arrive with the backend"
+    )]
     pub(crate) fn raise_irq(&self) {
         let st = self.state.lock();
-        let d = self.irqs.lock().raise(st.cfg.msi_enabled(), st.cfg.intx_disabled());
+        let d = self
+            .irqs
+            .lock()
+            .raise(st.cfg.msi_enabled(), st.cfg.intx_disabled());
         self.count_irq(d);
     }
 
@@ -199,9 +246,18 @@ impl VfioOps for Vgpu {
     fn region_info(&self, index: u32) -> Result<RegionInfo> {
         let rw = uapi::REGION_READ | uapi::REGION_WRITE;
         Ok(match index {
-            uapi::region::CONFIG => RegionInfo { size: cfg::CFG_SIZE as u64, flags: rw },
-            uapi::region::BAR0 => RegionInfo { size: crate::abi::gen::BAR0_SIZE, flags: rw },
-            uapi::region::BAR2 => RegionInfo { size: self.slice.aperture_size, flags: rw },
+            uapi::region::CONFIG => RegionInfo {
+                size: cfg::CFG_SIZE as u64,
+                flags: rw,
+            },
+            uapi::region::BAR0 => RegionInfo {
+                size: crate::abi::gen::BAR0_SIZE,
+                flags: rw,
+            },
+            uapi::region::BAR2 => RegionInfo {
+                size: self.slice.aperture_size,
+                flags: rw,
+            },
             i if i < uapi::region::NUM => RegionInfo::default(),
             _ => return Err(EINVAL),
         })
@@ -215,7 +271,10 @@ impl VfioOps for Vgpu {
         let fire = self.irqs.lock().set(set)?;
         if fire {
             let st = self.state.lock();
-            let d = self.irqs.lock().raise(st.cfg.msi_enabled(), st.cfg.intx_disabled());
+            let d = self
+                .irqs
+                .lock()
+                .raise(st.cfg.msi_enabled(), st.cfg.intx_disabled());
             self.count_irq(d);
         }
         Ok(())

@@ -7,8 +7,8 @@
 //! The host keeps the bottom of both for itself. Slices are handed out first-fit in
 //! granules, so a freed slice is reusable exactly.
 
-use kernel::prelude::*;
 use crate::abi::gen::MAX_FENCES;
+use kernel::prelude::*;
 
 /// Size of the simulated GGTT (graphics memory address space).
 pub(crate) const GGTT_SIZE: u64 = 4 << 30;
@@ -85,12 +85,20 @@ fn find_run(map: u64, total: u32, len: u32) -> Option<u32> {
     if len == 0 || len > total {
         return None;
     }
-    let want = if len == 64 { u64::MAX } else { (1u64 << len) - 1 };
+    let want = if len == 64 {
+        u64::MAX
+    } else {
+        (1u64 << len) - 1
+    };
     (0..=total - len).find(|&start| (map >> start) & want == 0)
 }
 
 fn run_mask(start: u32, len: u32) -> u64 {
-    let m = if len >= 64 { u64::MAX } else { (1u64 << len) - 1 };
+    let m = if len >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << len) - 1
+    };
     m << start
 }
 
@@ -107,12 +115,16 @@ impl Partition {
     }
 
     fn units(r: &Request) -> Result<(u32, u32), PartitionError> {
-        if r.aperture == 0 || r.hidden == 0 || r.fences == 0
-            || r.aperture % APERTURE_GRANULE != 0 || r.hidden % HIDDEN_GRANULE != 0
+        if r.aperture == 0
+            || r.hidden == 0
+            || r.fences == 0
+            || r.aperture % APERTURE_GRANULE != 0
+            || r.hidden % HIDDEN_GRANULE != 0
         {
             return Err(PartitionError::BadRequest);
         }
-        let a = u32::try_from(r.aperture / APERTURE_GRANULE).map_err(|_| PartitionError::BadRequest)?;
+        let a =
+            u32::try_from(r.aperture / APERTURE_GRANULE).map_err(|_| PartitionError::BadRequest)?;
         let h = u32::try_from(r.hidden / HIDDEN_GRANULE).map_err(|_| PartitionError::BadRequest)?;
         Ok((a, h))
     }
@@ -164,8 +176,16 @@ impl Partition {
 mod tests {
     use super::*;
 
-    const T1: Request = Request { aperture: 64 << 20, hidden: 384 << 20, fences: 4 };
-    const T8: Request = Request { aperture: 512 << 20, hidden: 2048 << 20, fences: 4 };
+    const T1: Request = Request {
+        aperture: 64 << 20,
+        hidden: 384 << 20,
+        fences: 4,
+    };
+    const T8: Request = Request {
+        aperture: 512 << 20,
+        hidden: 2048 << 20,
+        fences: 4,
+    };
 
     #[test]
     fn host_share_is_reserved() {
@@ -207,11 +227,23 @@ mod tests {
     #[test]
     fn bad_requests_are_refused() {
         let mut p = Partition::new();
-        let bad = Request { aperture: (64 << 20) + 4096, hidden: 384 << 20, fences: 4 };
+        let bad = Request {
+            aperture: (64 << 20) + 4096,
+            hidden: 384 << 20,
+            fences: 4,
+        };
         assert_eq!(p.alloc(&bad), Err(PartitionError::BadRequest));
-        let none = Request { aperture: 64 << 20, hidden: 384 << 20, fences: 0 };
+        let none = Request {
+            aperture: 64 << 20,
+            hidden: 384 << 20,
+            fences: 0,
+        };
         assert_eq!(p.alloc(&none), Err(PartitionError::BadRequest));
-        let huge = Request { aperture: 2 << 30, hidden: 384 << 20, fences: 4 };
+        let huge = Request {
+            aperture: 2 << 30,
+            hidden: 384 << 20,
+            fences: 4,
+        };
         assert_eq!(p.alloc(&huge), Err(PartitionError::NoSpace));
         assert_eq!(p.available(&huge), 0);
     }

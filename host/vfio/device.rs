@@ -249,7 +249,9 @@ impl<T: VfioOps> Container<T> {
             let (d, pos) = unsafe { Self::rw_prologue(vdev, count, ppos) }?;
             let mut buf = KVec::from_elem(0u8, count, GFP_KERNEL)?;
             d.read(&VfioDevice(vdev, PhantomData), pos, &mut buf)?;
-            UserSlice::new(UserPtr::from_ptr(ubuf.cast()), count).writer().write_slice(&buf)?;
+            UserSlice::new(UserPtr::from_ptr(ubuf.cast()), count)
+                .writer()
+                .write_slice(&buf)?;
             // SAFETY: `ppos` is valid; `count` <= MAX_RW cannot overflow a file position
             // that was just checked to be non-negative.
             unsafe { *ppos += count as bindings::loff_t };
@@ -324,7 +326,11 @@ impl<T: VfioOps> Container<T> {
     ///
     /// Called by the vfio core on a live device allocated by [`Self::alloc`], with the
     /// pointers of the `vfio_device_ops` contract.
-    unsafe extern "C" fn ioctl(vdev: *mut bindings::vfio_device, cmd: c_uint, arg: c_ulong) -> c_long {
+    unsafe extern "C" fn ioctl(
+        vdev: *mut bindings::vfio_device,
+        cmd: c_uint,
+        arg: c_ulong,
+    ) -> c_long {
         // SAFETY: the core passes its live device.
         let Some(d) = (unsafe { Self::data(vdev) }) else {
             return ENODEV.to_errno() as c_long;
@@ -350,39 +356,57 @@ fn info_ioctl<S: FromBytes + IntoBytes + zerocopy::Immutable + zerocopy::KnownLa
 ) -> Result {
     let mut raw = [0u8; 32];
     let raw = raw.get_mut(..size_of::<S>()).ok_or(EINVAL)?;
-    UserSlice::new(user, size_of::<S>()).reader().read_slice(raw)?;
+    UserSlice::new(user, size_of::<S>())
+        .reader()
+        .read_slice(raw)?;
     let mut s = S::read_from_bytes(raw).map_err(|_| EINVAL)?;
     if (argsz(&s) as usize) < size_of::<S>() {
         return Err(EINVAL);
     }
     fill(&mut s)?;
-    UserSlice::new(user, size_of::<S>()).writer().write_slice(s.as_bytes())
+    UserSlice::new(user, size_of::<S>())
+        .writer()
+        .write_slice(s.as_bytes())
 }
 
 fn get_info(user: UserPtr) -> Result {
-    info_ioctl(user, |s: &uapi::DeviceInfo| s.argsz, |s| {
-        s.flags = uapi::DEVICE_FLAGS_PCI | uapi::DEVICE_FLAGS_RESET;
-        s.num_regions = uapi::region::NUM;
-        s.num_irqs = uapi::irq::NUM;
-        Ok(())
-    })
+    info_ioctl(
+        user,
+        |s: &uapi::DeviceInfo| s.argsz,
+        |s| {
+            s.flags = uapi::DEVICE_FLAGS_PCI | uapi::DEVICE_FLAGS_RESET;
+            s.num_regions = uapi::region::NUM;
+            s.num_irqs = uapi::irq::NUM;
+            Ok(())
+        },
+    )
 }
 
 fn get_irq_info<T: VfioOps>(d: &T, user: UserPtr) -> Result {
-    info_ioctl(user, |s: &uapi::IrqInfo| s.argsz, |s| {
-        if s.index >= uapi::irq::NUM {
-            return Err(EINVAL);
-        }
-        (s.count, s.flags) = d.irq_info(s.index)?;
-        Ok(())
-    })
+    info_ioctl(
+        user,
+        |s: &uapi::IrqInfo| s.argsz,
+        |s| {
+            if s.index >= uapi::irq::NUM {
+                return Err(EINVAL);
+            }
+            (s.count, s.flags) = d.irq_info(s.index)?;
+            Ok(())
+        },
+    )
 }
 
 fn set_irqs<T: VfioOps>(d: &T, user: UserPtr) -> Result {
     let mut raw = [0u8; size_of::<uapi::IrqSetHdr>()];
-    UserSlice::new(user, raw.len()).reader().read_slice(&mut raw)?;
+    UserSlice::new(user, raw.len())
+        .reader()
+        .read_slice(&mut raw)?;
     let hdr = uapi::IrqSetHdr::read_from_bytes(&raw[..]).map_err(|_| EINVAL)?;
-    let (count, _) = if hdr.index < uapi::irq::NUM { d.irq_info(hdr.index)? } else { (0, 0) };
+    let (count, _) = if hdr.index < uapi::irq::NUM {
+        d.irq_info(hdr.index)?
+    } else {
+        (0, 0)
+    };
     let mut c_hdr = bindings::vfio_irq_set {
         argsz: hdr.argsz,
         flags: hdr.flags,
@@ -403,7 +427,9 @@ fn set_irqs<T: VfioOps>(d: &T, user: UserPtr) -> Result {
             &mut data_size,
         )
     })?;
-    let action = match hdr.flags & (uapi::SET_ACTION_MASK | uapi::SET_ACTION_UNMASK | uapi::SET_ACTION_TRIGGER) {
+    let action = match hdr.flags
+        & (uapi::SET_ACTION_MASK | uapi::SET_ACTION_UNMASK | uapi::SET_ACTION_TRIGGER)
+    {
         uapi::SET_ACTION_MASK => IrqAction::Mask,
         uapi::SET_ACTION_UNMASK => IrqAction::Unmask,
         _ => IrqAction::Trigger,
@@ -411,7 +437,9 @@ fn set_irqs<T: VfioOps>(d: &T, user: UserPtr) -> Result {
     let mut bytes = KVec::from_elem(0u8, data_size, GFP_KERNEL)?;
     if data_size > 0 {
         let data_ptr = user.wrapping_byte_add(raw.len());
-        UserSlice::new(data_ptr, data_size).reader().read_slice(&mut bytes)?;
+        UserSlice::new(data_ptr, data_size)
+            .reader()
+            .read_slice(&mut bytes)?;
     }
     let data = if hdr.flags & uapi::SET_DATA_BOOL != 0 {
         let mut v = KVec::with_capacity(bytes.len(), GFP_KERNEL)?;
@@ -423,11 +451,23 @@ fn set_irqs<T: VfioOps>(d: &T, user: UserPtr) -> Result {
         let mut v = KVec::with_capacity(bytes.len() / 4, GFP_KERNEL)?;
         for fd in bytes.chunks_exact(4) {
             let fd = i32::from_ne_bytes(fd.try_into().map_err(|_| EINVAL)?);
-            v.push(if fd < 0 { None } else { Some(EventFd::from_fd(fd)?) }, GFP_KERNEL)?;
+            v.push(
+                if fd < 0 {
+                    None
+                } else {
+                    Some(EventFd::from_fd(fd)?)
+                },
+                GFP_KERNEL,
+            )?;
         }
         IrqData::EventFd(v)
     } else {
         IrqData::None
     };
-    d.set_irqs(IrqSet { index: hdr.index, count: hdr.count, action, data })
+    d.set_irqs(IrqSet {
+        index: hdr.index,
+        count: hdr.count,
+        action,
+        data,
+    })
 }

@@ -290,7 +290,8 @@ impl<T: MdevParent> Registration<T> {
     /// Called by the mdev core with pointers to live objects of one of our types.
     unsafe extern "C" fn remove(mdev: *mut bindings::mdev_device) {
         // SAFETY: the mdev core passes a live, probed mdev; its drvdata is our vfio device.
-        let vdev = unsafe { bindings::dev_get_drvdata(&raw mut (*mdev).dev) }.cast::<bindings::vfio_device>();
+        let vdev = unsafe { bindings::dev_get_drvdata(&raw mut (*mdev).dev) }
+            .cast::<bindings::vfio_device>();
         if vdev.is_null() {
             return;
         }
@@ -321,12 +322,18 @@ impl<T: MdevParent> Registration<T> {
     /// # Safety
     ///
     /// Called by the mdev core with pointers to live objects of one of our types.
-    unsafe extern "C" fn show_description(mtype: *mut bindings::mdev_type, buf: *mut c_char) -> isize {
+    unsafe extern "C" fn show_description(
+        mtype: *mut bindings::mdev_type,
+        buf: *mut c_char,
+    ) -> isize {
         // SAFETY: the mdev core passes one of our types.
         let Some((this, idx)) = (unsafe { Self::from_type(mtype) }) else {
             return EINVAL.to_errno() as isize;
         };
-        let mut w = PageWriter { buf: [0; 256], len: 0 };
+        let mut w = PageWriter {
+            buf: [0; 256],
+            len: 0,
+        };
         if this.data.describe(idx, &mut w).is_err() {
             return EINVAL.to_errno() as isize;
         }
@@ -345,7 +352,10 @@ struct PageWriter {
 impl fmt::Write for PageWriter {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
-        self.buf.get_mut(self.len..end).ok_or(fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(s.as_bytes());
         self.len = end;
         Ok(())
     }

@@ -97,8 +97,7 @@ pub(crate) struct IrqSetHdr {
 
 const _: () = assert!(size_of::<IrqInfo>() == size_of::<uapi::vfio_irq_info>());
 const _: () = assert!(size_of::<IrqSetHdr>() == size_of::<uapi::vfio_irq_set>());
-const _: () =
-    assert!(core::mem::offset_of!(uapi::vfio_device_info, num_irqs) == 12);
+const _: () = assert!(core::mem::offset_of!(uapi::vfio_device_info, num_irqs) == 12);
 
 /// `VFIO_DEVICE_FLAGS_RESET`.
 pub(crate) const DEVICE_FLAGS_RESET: u32 = uapi::VFIO_DEVICE_FLAGS_RESET;

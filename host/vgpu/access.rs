@@ -32,7 +32,11 @@ pub(crate) fn decode(
     let index = u32::try_from(pos >> uapi::OFFSET_SHIFT).map_err(|_| EINVAL)?;
     let off = pos & ((1u64 << uapi::OFFSET_SHIFT) - 1);
     let r = info(index)?;
-    let need = if write { uapi::REGION_WRITE } else { uapi::REGION_READ };
+    let need = if write {
+        uapi::REGION_WRITE
+    } else {
+        uapi::REGION_READ
+    };
     if r.flags & need == 0 || len == 0 {
         return Err(EINVAL);
     }
@@ -66,9 +70,18 @@ mod tests {
     fn info(index: u32) -> Result<RegionInfo> {
         let rw = uapi::REGION_READ | uapi::REGION_WRITE;
         match index {
-            uapi::region::CONFIG => Ok(RegionInfo { size: 256, flags: rw }),
-            uapi::region::BAR0 => Ok(RegionInfo { size: 16 << 20, flags: rw }),
-            uapi::region::BAR2 => Ok(RegionInfo { size: 64 << 20, flags: uapi::REGION_READ }),
+            uapi::region::CONFIG => Ok(RegionInfo {
+                size: 256,
+                flags: rw,
+            }),
+            uapi::region::BAR0 => Ok(RegionInfo {
+                size: 16 << 20,
+                flags: rw,
+            }),
+            uapi::region::BAR2 => Ok(RegionInfo {
+                size: 64 << 20,
+                flags: uapi::REGION_READ,
+            }),
             i if i < uapi::region::NUM => Ok(RegionInfo::default()),
             _ => Err(EINVAL),
         }
@@ -81,7 +94,13 @@ mod tests {
     #[test]
     fn decodes_inside_regions() {
         let a = decode(pos(7, 0x10), 4, false, info).unwrap();
-        assert_eq!(a, Access { index: 7, off: 0x10 });
+        assert_eq!(
+            a,
+            Access {
+                index: 7,
+                off: 0x10
+            }
+        );
         assert!(decode(pos(7, 252), 4, true, info).is_ok());
         assert!(decode(pos(0, (16 << 20) - 8), 8, true, info).is_ok());
     }
@@ -99,7 +118,10 @@ mod tests {
         assert_eq!(decode(pos(2, 0), 4, true, info), Err(EINVAL));
         assert_eq!(decode(pos(7, 0), 0, false, info), Err(EINVAL));
         // Offset plus length wrapping around.
-        assert_eq!(decode(pos(0, (1 << 40) - 1), usize::MAX, false, info), Err(EINVAL));
+        assert_eq!(
+            decode(pos(0, (1 << 40) - 1), usize::MAX, false, info),
+            Err(EINVAL)
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! Every byte has a write mask; read-only bits keep their value whatever the guest writes.
 //! BARs size like hardware: writing all ones reads back the size mask.
 
-use kernel::prelude::*;
 use crate::abi::gen;
+use kernel::prelude::*;
 
 /// Size of the emulated config space.
 pub(crate) const CFG_SIZE: usize = 256;
@@ -42,7 +42,10 @@ pub(crate) struct ConfigSpace {
 impl ConfigSpace {
     /// Builds the config space of a vGPU whose aperture BAR is `aperture` bytes.
     pub(crate) fn new(aperture: u64) -> Self {
-        let mut c = Self { bytes: [0; CFG_SIZE], wmask: [0; CFG_SIZE] };
+        let mut c = Self {
+            bytes: [0; CFG_SIZE],
+            wmask: [0; CFG_SIZE],
+        };
         c.put16(0x00, gen::PCI_VENDOR_ID_INTEL);
         c.put16(0x02, gen::PCI_DEVICE_ID_SKL_GT2);
         c.put16(STATUS, STATUS_CAP_LIST);
@@ -54,7 +57,10 @@ impl ConfigSpace {
         c.bytes[CAP_PTR] = MSI_CAP as u8;
         c.bytes[INTERRUPT_PIN] = 1;
         // PANIC: 4 GiB is one of the sizes GMCH can express (checked in shared-abi tests).
-        c.put16(gen::GMCH_CTRL as usize, gen::gmch_for_ggtt_size(crate::mm::partition::GGTT_SIZE).unwrap_or(0));
+        c.put16(
+            gen::GMCH_CTRL as usize,
+            gen::gmch_for_ggtt_size(crate::mm::partition::GGTT_SIZE).unwrap_or(0),
+        );
         c.bytes[MSI_CAP] = 0x05;
         c.bytes[MSI_CAP + 1] = 0;
         c.put16(MSI_CAP + 2, MSI_FLAGS_64BIT);
@@ -65,7 +71,10 @@ impl ConfigSpace {
         c.wmask_bytes(INTERRUPT_LINE, &[0xff]);
         c.wmask_bytes(MSI_CAP + 2, &MSI_FLAGS_ENABLE.to_le_bytes());
         // Address (dword aligned) low and high, data.
-        c.wmask_bytes(MSI_CAP + 4, &[0xfc, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        c.wmask_bytes(
+            MSI_CAP + 4,
+            &[0xfc, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        );
         c
     }
 
@@ -85,7 +94,10 @@ impl ConfigSpace {
     ///
     /// Returns `false` (and reads nothing) if the range leaves the config space.
     pub(crate) fn read(&self, off: usize, buf: &mut [u8]) -> bool {
-        match off.checked_add(buf.len()).and_then(|end| self.bytes.get(off..end)) {
+        match off
+            .checked_add(buf.len())
+            .and_then(|end| self.bytes.get(off..end))
+        {
             Some(src) => {
                 buf.copy_from_slice(src);
                 true
@@ -99,7 +111,11 @@ impl ConfigSpace {
         let Some(end) = off.checked_add(data.len()).filter(|&e| e <= CFG_SIZE) else {
             return false;
         };
-        for ((b, m), v) in self.bytes[off..end].iter_mut().zip(&self.wmask[off..end]).zip(data) {
+        for ((b, m), v) in self.bytes[off..end]
+            .iter_mut()
+            .zip(&self.wmask[off..end])
+            .zip(data)
+        {
             *b = (*b & !m) | (v & m);
         }
         true
@@ -107,7 +123,8 @@ impl ConfigSpace {
 
     /// Whether the guest enabled MSI.
     pub(crate) fn msi_enabled(&self) -> bool {
-        u16::from_le_bytes([self.bytes[MSI_CAP + 2], self.bytes[MSI_CAP + 3]]) & MSI_FLAGS_ENABLE != 0
+        u16::from_le_bytes([self.bytes[MSI_CAP + 2], self.bytes[MSI_CAP + 3]]) & MSI_FLAGS_ENABLE
+            != 0
     }
 
     /// Whether the guest set INTx disable in the command register.
@@ -138,7 +155,10 @@ mod tests {
         assert_eq!(rd32(&c, 0x08) >> 8, 0x03_00_00);
         assert_eq!(rd32(&c, 0x34) & 0xff, 0xac);
         assert_eq!(rd32(&c, 0xac) & 0xff, 0x05);
-        assert_eq!(gen::ggtt_size_from_gmch(rd32(&c, 0x50) as u16), Some(4 << 30));
+        assert_eq!(
+            gen::ggtt_size_from_gmch(rd32(&c, 0x50) as u16),
+            Some(4 << 30)
+        );
     }
 
     #[test]

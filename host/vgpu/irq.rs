@@ -44,8 +44,12 @@ impl Irqs {
     pub(crate) fn set(&mut self, s: IrqSet) -> Result<bool> {
         let mut fire = false;
         match (s.index, s.action, s.data) {
-            (uapi::irq::INTX, IrqAction::Trigger, IrqData::EventFd(mut v)) => self.intx = v.pop().flatten(),
-            (uapi::irq::MSI, IrqAction::Trigger, IrqData::EventFd(mut v)) => self.msi = v.pop().flatten(),
+            (uapi::irq::INTX, IrqAction::Trigger, IrqData::EventFd(mut v)) => {
+                self.intx = v.pop().flatten()
+            }
+            (uapi::irq::MSI, IrqAction::Trigger, IrqData::EventFd(mut v)) => {
+                self.msi = v.pop().flatten()
+            }
             (uapi::irq::INTX, IrqAction::Trigger, IrqData::None) if s.count == 0 => {
                 self.intx = None;
                 self.intx_unmask = None;

@@ -6,13 +6,62 @@
 //! of BAR0 (GTT, execlists, interrupts) come with the backend. Unknown offsets read as
 //! zero and ignore writes, and each such access is counted.
 
-use kernel::prelude::*;
 use crate::abi::pvinfo::{self, AvailRs, GmRange, VgtIf};
 use crate::mm::partition::Slice;
+use kernel::prelude::*;
 use zerocopy::{FromZeros, IntoBytes};
 
 /// The capabilities a gvtpv host offers in `vgt_caps`.
 pub(crate) const HOST_CAPS: u32 = pvinfo::VGT_CAPS_FULL_PPGTT | pvinfo::VGT_CAPS_HWSP_EMULATION;
+
+/// A defect injected into the PVINFO page the guest reads, to test guest drivers'
+/// refusal paths (debugfs `pvinfo_fault`). The host's own state is never changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// The real page.
+    None = 0,
+    /// A wrong magic.
+    Magic = 1,
+    /// An unsupported major version.
+    Version = 2,
+    /// A hidden slice that overlaps the aperture.
+    Ranges = 3,
+    /// More fences than the hardware has.
+    Fences = 4,
+}
+
+impl Fault {
+    /// The names debugfs accepts, in discriminant order.
+    pub(crate) const NAMES: [&'static str; 5] = ["none", "magic", "version", "ranges", "fences"];
+
+    /// Decodes a stored discriminant; unknown values mean no fault.
+    pub(crate) fn from_u32(v: u32) -> Self {
+        match v {
+            1 => Self::Magic,
+            2 => Self::Version,
+            3 => Self::Ranges,
+            4 => Self::Fences,
+            _ => Self::None,
+        }
+    }
+
+    /// Parses a name written to debugfs (surrounding white space ignored).
+    pub(crate) fn parse(s: &[u8]) -> Option<Self> {
+        let s = s.trim_ascii();
+        let i = Self::NAMES.iter().position(|n| n.as_bytes() == s)?;
+        Some(Self::from_u32(i as u32))
+    }
+
+    fn apply(self, p: &mut VgtIf) {
+        match self {
+            Self::None => {}
+            Self::Magic => p.magic.set(0x0bad_0bad_0bad_0bad),
+            Self::Version => p.version_major.set(pvinfo::VGT_VERSION_MAJOR + 1),
+            Self::Ranges => p.avail_rs.nonmappable_gmadr.base = p.avail_rs.mappable_gmadr.base,
+            Self::Fences => p.avail_rs.fence_num.set(crate::abi::gen::MAX_FENCES + 1),
+        }
+    }
+}
 
 /// What a BAR0 access hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,7 +94,9 @@ pub(crate) fn avail_rs(s: &Slice) -> AvailRs {
 impl Mmio {
     /// The power-on state of the vGPU with slice `s`.
     pub(crate) fn new(s: &Slice) -> Self {
-        Self { pvinfo: VgtIf::new(s.id, HOST_CAPS, avail_rs(s)) }
+        Self {
+            pvinfo: VgtIf::new(s.id, HOST_CAPS, avail_rs(s)),
+        }
     }
 
     /// The PVINFO page as the guest sees it.
@@ -61,12 +112,22 @@ impl Mmio {
         }
     }
 
-    /// Reads `buf.len()` bytes at BAR0 offset `off` (one naturally aligned chunk).
-    pub(crate) fn read(&self, off: u64, buf: &mut [u8]) -> Hit {
+    /// Reads `buf.len()` bytes at BAR0 offset `off` (one naturally aligned chunk), with
+    /// `fault` injected into what PVINFO shows.
+    pub(crate) fn read(&self, off: u64, buf: &mut [u8], fault: Fault) -> Hit {
         match pvinfo_range(off, buf.len()) {
             Some(r) => {
+                let faulted;
+                let page = if fault == Fault::None {
+                    &self.pvinfo
+                } else {
+                    let mut p = self.pvinfo.clone();
+                    fault.apply(&mut p);
+                    faulted = p;
+                    &faulted
+                };
                 // PANIC: `pvinfo_range` returned a range inside the 4 KiB page.
-                buf.copy_from_slice(&self.pvinfo.as_bytes()[r]);
+                buf.copy_from_slice(&page.as_bytes()[r]);
                 Hit::Pvinfo
             }
             None => {
@@ -113,7 +174,7 @@ mod tests {
 
     fn rd32(m: &Mmio, off: u32) -> u32 {
         let mut b = [0u8; 4];
-        m.read(u64::from(pvinfo::PVINFO_OFFSET + off), &mut b);
+        m.read(u64::from(pvinfo::PVINFO_OFFSET + off), &mut b, Fault::None);
         u32::from_le_bytes(b)
     }
 
@@ -128,14 +189,46 @@ mod tests {
             assert_eq!(rd32(&m, offset::VERSION_MAJOR), 1);
             assert_eq!(rd32(&m, offset::VGT_ID), 1);
             assert_eq!(rd32(&m, offset::VGT_CAPS), HOST_CAPS);
-            assert_eq!(u64::from(rd32(&m, offset::MAPPABLE_SIZE)), t.request.aperture);
-            assert_eq!(u64::from(rd32(&m, offset::NONMAPPABLE_SIZE)), t.request.hidden);
+            assert_eq!(
+                u64::from(rd32(&m, offset::MAPPABLE_SIZE)),
+                t.request.aperture
+            );
+            assert_eq!(
+                u64::from(rd32(&m, offset::NONMAPPABLE_SIZE)),
+                t.request.hidden
+            );
             assert_eq!(rd32(&m, offset::FENCE_NUM), t.request.fences);
             // What a guest would conclude from it.
             let id = pvinfo::identify(m.pvinfo(), 4 << 30, t.request.aperture).unwrap();
             assert_eq!(u64::from(id.mappable.0), s.aperture_base);
-            let _ = gen::MAX_FENCES;
         }
+    }
+
+    #[test]
+    fn injected_faults_are_what_a_guest_refuses() {
+        let mut p = Partition::new();
+        let s = p.alloc(&TYPES[0].request).unwrap();
+        let m = Mmio::new(&s);
+        let want = [
+            None,
+            Some(pvinfo::PvinfoError::BadMagic(0x0bad_0bad_0bad_0bad)),
+            Some(pvinfo::PvinfoError::BadVersion(2, 0)),
+            Some(pvinfo::PvinfoError::BadNonMappable),
+            Some(pvinfo::PvinfoError::BadFences(gen::MAX_FENCES + 1)),
+        ];
+        for (i, name) in Fault::NAMES.iter().enumerate() {
+            let f = Fault::parse(name.as_bytes()).unwrap();
+            let mut page = VgtIf::new_zeroed();
+            for (k, dw) in page.as_mut_bytes().chunks_exact_mut(4).enumerate() {
+                m.read(u64::from(pvinfo::PVINFO_OFFSET) + 4 * k as u64, dw, f);
+            }
+            let got = pvinfo::identify(&page, 4 << 30, s.aperture_size).err();
+            assert_eq!(got, want[i]);
+        }
+        assert_eq!(Fault::parse(b" magic\n"), Some(Fault::Magic));
+        assert_eq!(Fault::parse(b"bogus"), None);
+        // The host's page is untouched.
+        assert_eq!(rd32(&m, 0), 0x7654_4776);
     }
 
     #[test]
@@ -146,19 +239,28 @@ mod tests {
         let base = u64::from(pvinfo::PVINFO_OFFSET);
         assert_eq!(m.write(base, &[0; 4]), Hit::PvinfoReadOnly);
         assert_eq!(rd32(&m, 0), 0x7654_4776);
-        assert_eq!(m.write(base + u64::from(offset::FENCE_NUM), &[0xff; 4]), Hit::PvinfoReadOnly);
+        assert_eq!(
+            m.write(base + u64::from(offset::FENCE_NUM), &[0xff; 4]),
+            Hit::PvinfoReadOnly
+        );
         assert_eq!(rd32(&m, offset::FENCE_NUM), 4);
-        assert_eq!(m.write(base + u64::from(offset::G2V_NOTIFY), &4u32.to_le_bytes()), Hit::G2vNotify(4));
-        assert_eq!(m.write(base + u64::from(offset::DISPLAY_READY), &1u32.to_le_bytes()), Hit::Pvinfo);
+        assert_eq!(
+            m.write(base + u64::from(offset::G2V_NOTIFY), &4u32.to_le_bytes()),
+            Hit::G2vNotify(4)
+        );
+        assert_eq!(
+            m.write(base + u64::from(offset::DISPLAY_READY), &1u32.to_le_bytes()),
+            Hit::Pvinfo
+        );
         assert_eq!(rd32(&m, offset::DISPLAY_READY), 1);
         m.reset();
         assert_eq!(rd32(&m, offset::DISPLAY_READY), 0);
         assert_eq!(rd32(&m, offset::VGT_CAPS), HOST_CAPS);
         // Outside PVINFO: zero, ignored; straddling the page end: not PVINFO.
         let mut b = [0xaau8; 8];
-        assert_eq!(m.read(0x2000, &mut b), Hit::Unhandled);
+        assert_eq!(m.read(0x2000, &mut b, Fault::None), Hit::Unhandled);
         assert_eq!(b, [0; 8]);
-        assert_eq!(m.read(base + 0xffc, &mut b), Hit::Unhandled);
+        assert_eq!(m.read(base + 0xffc, &mut b, Fault::None), Hit::Unhandled);
         assert_eq!(m.write(u64::MAX - 2, &[1; 4]), Hit::Unhandled);
     }
 }

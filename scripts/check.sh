@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# `make check`: installs what is missing, builds everything and runs every test:
+#   cargo tests and clippy of shared-abi, rustfmt, both modules under clippy with
+#   warnings as errors, and the VM scenarios (KUnit suites of both modules run at insmod
+#   in L1 and L2). Ends with "N passed, N failed" and exits non-zero on any failure.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$GVTPV_TOP"
+
+SCENARIOS=(${GVTPV_SCENARIOS:-identify two-vgpus refuse})
+L2ACCEL=${GVTPV_L2_ACCEL:-tcg}
+passed=0 failed=0 skipped=0
+R=$GVTPV_TOP/build/check
+rm -rf "$R" && mkdir -p "$R"
+
+result() { # result ok|fail NAME
+	if [ "$1" = ok ]; then passed=$((passed + 1)); echo "  PASS $2"; else failed=$((failed + 1)); echo "  FAIL $2"; fi
+}
+
+step "check: host tools"
+scripts/setup-host-tools.sh
+step "check: kernel (cached after the first run)"
+kdir=$(scripts/kernel.sh | tail -n 1)
+
+step "check: shared-abi cargo tests"
+if cargo test -p gvtpv_abi >"$R/cargo.log" 2>&1; then :; else echo "  cargo test failed, see $R/cargo.log"; tail -n 30 "$R/cargo.log"; fi
+while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
+	sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$R/cargo.log")
+grep -q '^test result:' "$R/cargo.log" || result fail "cargo test ran"
+echo "  cargo: $(grep -c '^test .* ok$' "$R/cargo.log") tests ok"
+
+step "check: clippy and rustfmt"
+if cargo clippy -p gvtpv_abi --all-targets -- -D warnings >"$R/clippy.log" 2>&1; then result ok "cargo clippy -D warnings"; else result fail "cargo clippy -D warnings"; tail -n 30 "$R/clippy.log"; fi
+if make -s fmt-check >"$R/fmt.log" 2>&1; then result ok "rustfmt"; else result fail "rustfmt (run make fmt)"; head -n 30 "$R/fmt.log"; fi
+
+step "check: modules"
+if scripts/build.sh >/dev/null 2>"$R/modules.err"; then result ok "modules build clean under the kernel lints"; else
+	result fail "modules build"; cat "$R/modules.err"
+	echo "$passed passed, $failed failed"; exit 1
+fi
+scripts/vm/images.sh "$kdir"
+
+for s in "${SCENARIOS[@]}"; do
+	step "check: scenario $s (L2 under $L2ACCEL)"
+	if scripts/vm/run.sh "$kdir" "$s" "$L2ACCEL"; then result ok "scenario $s"; else result fail "scenario $s"; fi
+	log=build/logs/$s.log
+	cp "$log" "$R/" 2>/dev/null || true
+	p=$(grep -c 'GVTPV-CHECK ok ' "$log" || true)
+	f=$(grep -c 'GVTPV-CHECK not-ok ' "$log" || true)
+	grep 'GVTPV-CHECK not-ok ' "$log" | sed 's/^/    /' || true
+	echo "  $s: $p checks ok, $f not ok"
+	passed=$((passed + p)); failed=$((failed + f))
+done
+
+# KUnit: each suite once (a suite runs at every insmod); a failure anywhere counts.
+step "check: KUnit results"
+cat "$R"/*.log 2>/dev/null | sed -n 's/^\(\[L2\] \)\{0,1\}# \(gvtpv_[a-z_]*\): pass:\([0-9]*\) fail:\([0-9]*\) skip:\([0-9]*\) total:.*/\2 \3 \4 \5/p' |
+	sort -u -k1,1 >"$R/kunit.txt"
+cat "$R"/*.log 2>/dev/null | sed -n 's/^\(\[L2\] \)\{0,1\}# \(gvtpv_[a-z_]*\): pass:\([0-9]*\) fail:\([1-9][0-9]*\) .*/\2/p' | sort -u >"$R/kunit-failed.txt"
+while read -r suite p f s; do
+	echo "  KUnit $suite: $p passed, $f failed, $s skipped"
+	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+done <"$R/kunit.txt"
+for want in gvtpv_host_partition gvtpv_host_cfg gvtpv_host_mmio gvtpv_host_access gvtpv_guest_pvinfo; do
+	grep -q "^$want " "$R/kunit.txt" || result fail "KUnit suite $want ran"
+done
+if [ -s "$R/kunit-failed.txt" ] && ! grep -q . <(awk '$3 > 0' "$R/kunit.txt"); then
+	result fail "KUnit: a later run of $(head -n 1 "$R/kunit-failed.txt") failed"
+fi
+
+echo
+echo "logs: $R"
+if [ "$skipped" -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
+[ "$failed" = 0 ]
