@@ -109,7 +109,11 @@ impl Vgpu {
                 fault.clone(),
                 &|f: &Arc<Atomic<u32>>, out| {
                     let cur = f.load(Relaxed) as usize;
-                    writeln!(out, "{}", mmio::Fault::NAMES.get(cur).copied().unwrap_or("none"))
+                    writeln!(
+                        out,
+                        "{}",
+                        mmio::Fault::NAMES.get(cur).copied().unwrap_or("none")
+                    )
                 },
                 &|f: &Arc<Atomic<u32>>, r: &mut UserSliceReader| {
                     let mut buf = [0u8; 16];

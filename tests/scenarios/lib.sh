@@ -49,7 +49,7 @@ boot_l2() {
 		-nodefaults -nographic -no-reboot -serial stdio \
 		-L /usr/share/qemu -bios qboot.rom \
 		-kernel /boot/bzImage -initrd /boot/l2.cpio.gz \
-		-append "console=ttyS0 panic=-1 oops=panic loglevel=6 gvtpv_script=$script" \
+		-append "console=ttyS0 panic=-1 oops=panic loglevel=7 gvtpv_script=$script" \
 		-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$uuid" \
 		</dev/null 2>&1 | tr -d '\r' | tee "$log" | sed 's/^/[L2] /'
 	grep -q "GVTPV-L2-DONE rc=0" "$log"

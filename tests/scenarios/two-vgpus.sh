@@ -45,6 +45,12 @@ else
 	ok "one more $C than available is refused"
 fi
 echo "mdevctl said: $(cat /tmp/err)"
+# mdevctl checks available_instances itself; the kernel must refuse on its own too.
+if echo "$ux" >"/sys/class/mdev_bus/$PARENT/mdev_supported_types/$C/create" 2>/tmp/err; then
+	notok "the kernel refuses a create beyond available_instances"
+else
+	ok "the kernel refuses a create beyond available_instances ($(cat /tmp/err))"
+fi
 check "the kernel log says why" sh -c "dmesg | grep -q 'no room left for another vGPU'"
 check "no device left behind" test ! -e "/sys/bus/mdev/devices/$ux"
 
