@@ -25,6 +25,14 @@ use kernel::{
     uaccess::UserSliceReader,
 };
 
+/// A trapped access: the kernel copy of QEMU's buffer, made once by the vfio room.
+enum Op<'a> {
+    /// Fill the buffer.
+    Read(&'a mut [u8]),
+    /// Apply the data.
+    Write(&'a [u8]),
+}
+
 /// Register state a trapped access changes.
 struct State {
     cfg: cfg::ConfigSpace,
@@ -146,68 +154,74 @@ impl Vgpu {
         )
     }
 
-    /// Serves a trapped read or write of `buf` at file position `pos`.
-    fn access(&self, pos: u64, buf: &mut [u8], write: bool) -> Result {
+    /// Serves a trapped access at file position `pos`.
+    fn access(&self, pos: u64, mut op: Op<'_>) -> Result {
         let c = &*self.counters;
-        let a =
-            access::decode(pos, buf.len(), write, |i| self.region_info(i)).inspect_err(|_| {
-                Counters::inc(&c.bad_access);
-            })?;
+        let (len, write) = match &op {
+            Op::Read(b) => (b.len(), false),
+            Op::Write(b) => (b.len(), true),
+        };
+        let a = access::decode(pos, len, write, |i| self.region_info(i))
+            .inspect_err(|_| Counters::inc(&c.bad_access))?;
         let fault = mmio::Fault::from_u32(self.fault.load(Relaxed));
         let mut st = self.state.lock();
         match a.index {
             uapi::region::CONFIG => {
                 let off = a.off as usize;
-                Counters::inc(if write { &c.cfg_write } else { &c.cfg_read });
-                let ok = if write {
-                    st.cfg.write(off, buf)
-                } else {
-                    st.cfg.read(off, buf)
+                let ok = match op {
+                    Op::Read(buf) => {
+                        Counters::inc(&c.cfg_read);
+                        st.cfg.read(off, buf)
+                    }
+                    Op::Write(data) => {
+                        Counters::inc(&c.cfg_write);
+                        st.cfg.write(off, data)
+                    }
                 };
                 if !ok {
                     return Err(EINVAL);
                 }
             }
-            uapi::region::BAR0 => access::for_each_chunk(a.off, buf.len(), |at, start, n| {
-                let Some(chunk) = buf.get_mut(start..start + n) else {
-                    return;
+            uapi::region::BAR0 => access::for_each_chunk(a.off, len, |at, start, n| {
+                let hit = match &mut op {
+                    Op::Read(buf) => {
+                        let Some(chunk) = buf.get_mut(start..start + n) else {
+                            return;
+                        };
+                        Counters::inc(&c.mmio_read);
+                        st.mmio.read(at, chunk, fault)
+                    }
+                    Op::Write(data) => {
+                        let Some(chunk) = data.get(start..start + n) else {
+                            return;
+                        };
+                        Counters::inc(&c.mmio_write);
+                        st.mmio.write(at, chunk)
+                    }
                 };
-                let hit = if write {
-                    Counters::inc(&c.mmio_write);
-                    st.mmio.write(at, chunk)
-                } else {
-                    Counters::inc(&c.mmio_read);
-                    st.mmio.read(at, chunk, fault)
-                };
-                let counter = match (hit, write) {
+                Counters::inc(match (hit, write) {
                     (mmio::Hit::Pvinfo, false) => &c.pvinfo_read,
                     (mmio::Hit::Pvinfo, true) => &c.pvinfo_write,
                     (mmio::Hit::G2vNotify(_), _) => &c.g2v_notify,
                     (mmio::Hit::PvinfoReadOnly, _) => &c.pvinfo_ro_write,
                     (mmio::Hit::Unhandled, _) => &c.mmio_unhandled,
-                };
-                Counters::inc(counter);
+                });
             }),
-            uapi::region::BAR2 => {
-                // The aperture is backed by GGTT translation, which the GTT work adds;
-                // until then it reads as zero and ignores writes, and says so in counters.
-                if write {
-                    Counters::inc(&c.aperture_write);
-                } else {
+            // The aperture is backed by GGTT translation, which the GTT work adds; until
+            // then it reads as zero and ignores writes, and says so in counters.
+            uapi::region::BAR2 => match op {
+                Op::Read(buf) => {
                     Counters::inc(&c.aperture_read);
                     buf.fill(0);
                 }
-            }
+                Op::Write(_) => Counters::inc(&c.aperture_write),
+            },
             _ => return Err(EINVAL),
         }
         Ok(())
     }
 
     /// Raises an interrupt to the guest.
-    #[expect(
-        dead_code,
-        reason = "the first interrupt sources arrive with the backend"
-    )]
     pub(crate) fn raise_irq(&self) {
         let st = self.state.lock();
         let d = self
@@ -238,13 +252,11 @@ impl VfioOps for Vgpu {
     }
 
     fn read(&self, _vfio: &VfioDevice<'_>, pos: u64, buf: &mut [u8]) -> Result {
-        self.access(pos, buf, false)
+        self.access(pos, Op::Read(buf))
     }
 
     fn write(&self, _vfio: &VfioDevice<'_>, pos: u64, buf: &[u8]) -> Result {
-        let mut copy = KVec::with_capacity(buf.len(), GFP_KERNEL)?;
-        copy.extend_from_slice(buf, GFP_KERNEL)?;
-        self.access(pos, &mut copy, true)
+        self.access(pos, Op::Write(buf))
     }
 
     fn region_info(&self, index: u32) -> Result<RegionInfo> {
@@ -274,12 +286,7 @@ impl VfioOps for Vgpu {
     fn set_irqs(&self, set: IrqSet) -> Result {
         let fire = self.irqs.lock().set(set)?;
         if fire {
-            let st = self.state.lock();
-            let d = self
-                .irqs
-                .lock()
-                .raise(st.cfg.msi_enabled(), st.cfg.intx_disabled());
-            self.count_irq(d);
+            self.raise_irq();
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 \
 	-nodefaults -nographic -no-reboot -serial stdio \
 	-L /usr/share/qemu -bios qboot.rom \
 	-kernel "$KDIR/arch/x86/boot/bzImage" \
-	-append "console=ttyS0 root=/dev/vda rw rootfstype=ext4 init=/init panic=-1 oops=panic gvtpv_scenario=$NAME gvtpv_l2_accel=$L2ACCEL" \
+	-append "console=ttyS0 root=/dev/vda rw rootfstype=ext4 init=/init panic=-1 oops=panic gvtpv_scenario=$NAME gvtpv_l2_accel=$L2ACCEL ${GVTPV_L1_APPEND:-}" \
 	-drive "file=$B/l1.img,format=raw,if=virtio,snapshot=on" \
 	</dev/null >"$log" 2>&1
 qrc=$?

@@ -1,0 +1,31 @@
+#!/bin/sh
+# `make demo`: load the mediator, create a vGPU, boot a guest on it, identify it, tear down,
+# and print a summary with the time each stage took (seconds of L1 uptime).
+. /scenarios/lib.sh
+T=${GVTPV_DEMO_TYPE:-gvtpv-V5_4}
+now() { cut -d' ' -f1 /proc/uptime; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+sum() { echo "GVTPV-SUMMARY $*"; }
+
+t=$(now); load_host; t_load=$(since "$t")
+types=$(ls /sys/class/mdev_bus/$PARENT/mdev_supported_types | tr '\n' ' ')
+t=$(now); u=$(new_uuid)
+check "mdevctl start $T" mdevctl start -u "$u" -p "$PARENT" -t "$T"
+t_create=$(since "$t")
+t=$(now)
+check "guest boots on the vGPU and identifies it" boot_l2 "$u" identify /tmp/l2.log
+t_guest=$(since "$t")
+t=$(now)
+info=$(cat "$DBG/$u/info")
+counters=$(grep -v ' 0$' "$DBG/$u/counters" | tr '\n' ' ')
+check "mdevctl stop" mdevctl stop -u "$u"
+unload_host
+t_down=$(since "$t")
+
+sum "vGPU types offered:  $types"
+sum "vGPU created:        $T ($(echo "$info" | sed -n 's/^type //p')) uuid $u"
+sum "host view:           $(echo "$info" | grep -E '^(vgt_id|aperture|hidden|fences)' | tr '\n' ' ')"
+sum "guest identified:    $(sed -n 's/.*GVTPV-GUEST-INFO //p' /tmp/l2.log)"
+sum "host trap counters:  $counters"
+sum "stage times (s):     insmod $t_load, mdev create $t_create, guest boot+identify+exit $t_guest, teardown $t_down"
+exit $FAILED
