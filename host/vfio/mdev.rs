@@ -38,7 +38,8 @@ pub(crate) trait MdevParent: Send + Sync + Sized + 'static {
     /// Creates the device for a new mdev of type `type_index` named `dev`.
     fn probe(&self, type_index: usize, dev: &device::Device) -> Result<Arc<Self::Device>>;
 
-    /// The mdev was removed; its device is already unregistered from vfio.
+    /// The mdev was removed (its device is already unregistered from vfio), or setting
+    /// up the vfio device failed after a successful [`MdevParent::probe`].
     fn remove(&self, dev: &Self::Device);
 
     /// How many more mdevs of `type_index` can be created now.
@@ -270,10 +271,15 @@ impl<T: MdevParent> Registration<T> {
             // SAFETY: the mdev core holds a reference on the device during probe.
             let dev = unsafe { device::Device::from_raw(dev_raw) };
             let data = this.data.probe(idx, dev)?;
+            // Whatever fails from here on, the parent gets its resources back.
+            let keep = data.clone();
             // SAFETY: the vfio device is unregistered in `remove`, before the mdev goes.
-            let vdev = unsafe { Container::alloc(dev_raw, data) }?;
+            let vdev = unsafe { Container::alloc(dev_raw, data) }.inspect_err(|_| {
+                this.data.remove(&keep);
+            })?;
             // SAFETY: `vdev` was just allocated and is fully initialised.
             if let Err(e) = to_result(unsafe { bindings::vfio_register_emulated_iommu_dev(vdev) }) {
+                this.data.remove(&keep);
                 // SAFETY: drops our reference; `release` drops the Rust object.
                 unsafe { bindings::vfio_put_device(vdev) };
                 return Err(e);

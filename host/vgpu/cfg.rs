@@ -56,7 +56,7 @@ impl ConfigSpace {
         c.put16(SUBSYSTEM + 2, gen::PCI_DEVICE_ID_SKL_GT2);
         c.bytes[CAP_PTR] = MSI_CAP as u8;
         c.bytes[INTERRUPT_PIN] = 1;
-        // PANIC: 4 GiB is one of the sizes GMCH can express (checked in shared-abi tests).
+        // 4 GiB is one of the sizes GMCH can express (shared-abi tests); 0 would say "no GGTT".
         c.put16(
             gen::GMCH_CTRL as usize,
             gen::gmch_for_ggtt_size(crate::mm::partition::GGTT_SIZE).unwrap_or(0),
