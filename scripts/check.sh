@@ -63,7 +63,7 @@ while read -r suite p f s; do
 	echo "  KUnit $suite: $p passed, $f failed, $s skipped"
 	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 done <"$R/kunit.txt"
-for want in gvtpv_host_partition gvtpv_host_cfg gvtpv_host_mmio gvtpv_host_access gvtpv_guest_pvinfo; do
+for want in gvtpv_host_partition gvtpv_host_cfg gvtpv_host_mmio gvtpv_host_access gvtpv_host_irq gvtpv_guest_pvinfo; do
 	grep -q "^$want " "$R/kunit.txt" || result fail "KUnit suite $want ran"
 done
 

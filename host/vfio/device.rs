@@ -7,7 +7,7 @@
 //! memory; the Rust object is dropped in the `release` callback, before the core frees it.
 
 use super::{eventfd::EventFd, uapi};
-use core::{marker::PhantomData, mem::offset_of, ptr};
+use core::{marker::PhantomData, mem::offset_of, ptr, ptr::NonNull};
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
@@ -85,6 +85,73 @@ impl VfioDevice<'_> {
         // for the whole call.
         to_result(unsafe {
             bindings::vfio_dma_rw(self.0, iova, buf.as_mut_ptr().cast(), len, write)
+        })
+    }
+}
+
+/// One guest page pinned in host memory for device access, unpinned on drop.
+///
+/// # Invariants
+///
+/// `vdev` is the live device `iova` (page aligned) was pinned through, and this object
+/// owns that one pin; it cannot outlive the callback that made it (`'a`). `page` is the
+/// pinned host page (its frame number needs a `page_to_pfn` helper, which the patch set
+/// gains with the shadow GTTs).
+pub(crate) struct PinnedPage<'a> {
+    vdev: *mut bindings::vfio_device,
+    iova: u64,
+    _page: NonNull<bindings::page>,
+    _callback: PhantomData<&'a ()>,
+}
+
+impl PinnedPage<'_> {
+    /// The guest physical (IOVA) address of the page.
+    #[expect(dead_code, reason = "the pin cache of the shadow GTTs uses it")]
+    pub(crate) fn iova(&self) -> u64 {
+        self.iova
+    }
+}
+
+impl Drop for PinnedPage<'_> {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant we own one pin of this page on this device.
+        unsafe { bindings::vfio_unpin_pages(self.vdev, self.iova, 1) };
+    }
+}
+
+impl<'a> VfioDevice<'a> {
+    /// Pins the guest page at `iova` (page aligned); `write` asks for a writable pin.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for an unaligned or unmapped address, or the container's error.
+    #[expect(dead_code, reason = "the pin cache of the shadow GTTs uses it")]
+    pub(crate) fn pin_page(&self, iova: u64, write: bool) -> Result<PinnedPage<'a>> {
+        const IOMMU_READ: c_int = 1 << 0;
+        const IOMMU_WRITE: c_int = 1 << 1;
+        if iova % (kernel::page::PAGE_SIZE as u64) != 0 {
+            return Err(EINVAL);
+        }
+        let prot = IOMMU_READ | if write { IOMMU_WRITE } else { 0 };
+        let mut page: *mut bindings::page = ptr::null_mut();
+        // SAFETY: the device is alive (type invariant); `page` has room for one pointer.
+        let n = unsafe { bindings::vfio_pin_pages(self.0, iova, 1, prot, &mut page) };
+        if n < 0 {
+            return Err(Error::from_errno(n));
+        }
+        let Some(page) = NonNull::new(page).filter(|_| n == 1) else {
+            if n == 1 {
+                // SAFETY: one page was pinned above; give it back.
+                unsafe { bindings::vfio_unpin_pages(self.0, iova, 1) };
+            }
+            return Err(EFAULT);
+        };
+        // INVARIANT: one pin taken on this live device.
+        Ok(PinnedPage {
+            vdev: self.0,
+            iova,
+            _page: page,
+            _callback: PhantomData,
         })
     }
 }

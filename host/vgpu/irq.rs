@@ -105,3 +105,104 @@ impl Irqs {
         *self = Self::default();
     }
 }
+
+#[kunit_tests(gvtpv_host_irq)]
+mod tests {
+    use super::*;
+
+    fn req(index: u32, count: u32, action: IrqAction, data: IrqData) -> IrqSet {
+        IrqSet {
+            index,
+            count,
+            action,
+            data,
+        }
+    }
+
+    fn bools(v: bool) -> IrqData {
+        let mut k = KVec::new();
+        k.push(v, GFP_KERNEL).unwrap();
+        IrqData::Bool(k)
+    }
+
+    #[test]
+    fn info_matches_vfio_pci() {
+        assert_eq!(info(uapi::irq::INTX).0, 1);
+        assert!(info(uapi::irq::INTX).1 & uapi::IRQ_INFO_MASKABLE != 0);
+        assert_eq!(
+            info(uapi::irq::MSI),
+            (1, uapi::IRQ_INFO_EVENTFD | uapi::IRQ_INFO_NORESIZE)
+        );
+        assert_eq!(info(2), (0, 0));
+        assert_eq!(info(4), (0, 0));
+    }
+
+    #[test]
+    fn trigger_and_mask_rules() {
+        let mut i = Irqs::default();
+        // A data-less or true trigger asks to fire; false does not; count 0 disables.
+        assert_eq!(
+            i.set(req(uapi::irq::MSI, 1, IrqAction::Trigger, IrqData::None)),
+            Ok(true)
+        );
+        assert_eq!(
+            i.set(req(uapi::irq::INTX, 1, IrqAction::Trigger, bools(false))),
+            Ok(false)
+        );
+        assert_eq!(
+            i.set(req(uapi::irq::INTX, 0, IrqAction::Trigger, IrqData::None)),
+            Ok(false)
+        );
+        // MSI is not maskable.
+        assert_eq!(
+            i.set(req(uapi::irq::MSI, 1, IrqAction::Mask, IrqData::None)),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            i.set(req(uapi::irq::MSI, 1, IrqAction::Unmask, bools(true))),
+            Err(EINVAL)
+        );
+        // INTx masks and unmasks; mask with an eventfd is not a thing.
+        assert_eq!(
+            i.set(req(uapi::irq::INTX, 1, IrqAction::Mask, IrqData::None)),
+            Ok(false)
+        );
+        assert!(i.intx_masked);
+        assert_eq!(
+            i.set(req(uapi::irq::INTX, 1, IrqAction::Unmask, bools(false))),
+            Ok(false)
+        );
+        assert!(i.intx_masked);
+        assert_eq!(
+            i.set(req(uapi::irq::INTX, 1, IrqAction::Unmask, bools(true))),
+            Ok(false)
+        );
+        assert!(!i.intx_masked);
+        let fds = IrqData::EventFd(KVec::new());
+        assert_eq!(
+            i.set(req(uapi::irq::INTX, 1, IrqAction::Mask, fds)),
+            Err(EINVAL)
+        );
+    }
+
+    #[test]
+    fn nothing_wired_drops() {
+        let mut i = Irqs::default();
+        assert_eq!(i.raise(true, false), Delivered::Dropped);
+        assert_eq!(i.raise(false, false), Delivered::Dropped);
+        // Tearing an eventfd down (fd -1) leaves nothing wired.
+        let mut v = KVec::new();
+        v.push(None, GFP_KERNEL).unwrap();
+        assert_eq!(
+            i.set(req(
+                uapi::irq::MSI,
+                1,
+                IrqAction::Trigger,
+                IrqData::EventFd(v)
+            )),
+            Ok(false)
+        );
+        assert!(i.msi.is_none());
+        assert_eq!(i.raise(true, false), Delivered::Dropped);
+    }
+}
