@@ -5,5 +5,6 @@
 //! Included verbatim by both kernel modules (`#[path = ".../abi/mod.rs"]`) and by the
 //! `gvtpv_abi` crate. No crate attributes here, no `unsafe`, only `zerocopy`.
 
+pub mod ctb;
 pub mod gen;
 pub mod pvinfo;
