@@ -8,3 +8,4 @@
 pub mod ctb;
 pub mod gen;
 pub mod pvinfo;
+pub mod shared;

@@ -36,6 +36,10 @@ pub const VGT_CAPS_HWSP_EMULATION: u32 = 1 << 3;
 /// `VGT_CAPS_HUGE_GTT`: the vGPU supports huge GTT pages.
 pub const VGT_CAPS_HUGE_GTT: u32 = 1 << 4;
 
+/// `VGT_CAPS_PV`: the host speaks the gvtpv paravirtual protocol; `pv_caps_offer` says
+/// which parts (bit 5, as in the unmerged i915 PV series).
+pub const VGT_CAPS_PV: u32 = 1 << 5;
+
 /// Capabilities a guest driver requires before it drives the vGPU.
 pub const VGT_CAPS_REQUIRED: u32 = VGT_CAPS_FULL_PPGTT | VGT_CAPS_HWSP_EMULATION;
 
@@ -53,7 +57,15 @@ pub mod g2v {
     pub const EXECLIST_CONTEXT_CREATE: u32 = 6;
     /// An execlist context was destroyed.
     pub const EXECLIST_CONTEXT_DESTROY: u32 = 7;
-    /// One past the last defined value (`VGT_G2V_MAX`).
+    /// gvtpv: register the shared area at `shared_area_gpa` with `pv_caps_request`; the
+    /// host answers in `pv_caps_accepted` and `pv_status` before the write completes.
+    pub const PV_REGISTER: u32 = 8;
+    /// gvtpv: the guest produced into a request channel whose consumer sleeps (doorbell).
+    pub const PV_DOORBELL: u32 = 9;
+    /// gvtpv: tear the shared area down; the host stops touching it before the write
+    /// completes.
+    pub const PV_UNREGISTER: u32 = 10;
+    /// One past the last upstream value (`VGT_G2V_MAX`).
     pub const MAX: u32 = 8;
 }
 
@@ -151,8 +163,15 @@ pub struct VgtIf {
     pub rsv1: [U32; 11],
     /// Resources assigned to the vGPU (ballooning).
     pub avail_rs: AvailRs,
+    /// PV capabilities the host offers (`pv_caps::*`), 0x060. Host-written.
+    pub pv_caps_offer: U32,
+    /// PV capabilities in force after the last registration, 0x064. Host-written.
+    pub pv_caps_accepted: U32,
+    /// Result of the last registration (0 or a positive [`crate::abi::pvinfo::PvStatus`]
+    /// code), 0x068. Host-written.
+    pub pv_status: U32,
     /// Reserved, pads to the half page (0x800).
-    pub rsv3: [U32; 0x200 - 24],
+    pub rsv3: [U32; 0x200 - 27],
     /// Reserved; first word of the guest half.
     pub rsv4: U32,
     /// Written by the guest: [`VGT_DRV_DISPLAY_READY`] or 0.
@@ -173,8 +192,15 @@ pub struct VgtIf {
     pub execlist_context_descriptor_lo: U32,
     /// Execlist context descriptor, high dword.
     pub execlist_context_descriptor_hi: U32,
+    /// PV capabilities the guest requests, 0x860. Guest-written.
+    pub pv_caps_request: U32,
+    /// Size of the shared area in 4 KiB pages, 0x864. Guest-written.
+    pub shared_area_pages: U32,
+    /// Guest physical address of the shared area (page aligned), 0x868, naturally
+    /// aligned (the unmerged series had it at the misaligned 0x864). Guest-written.
+    pub shared_area_gpa: U64,
     /// Reserved, pads to the page size.
-    pub rsv7: [U32; 0x200 - 24],
+    pub rsv7: [U32; 0x200 - 28],
 }
 
 /// Byte offsets of the `struct vgt_if` fields, as `vgtif_offset()` gives them upstream.
@@ -213,6 +239,71 @@ pub mod offset {
     pub const EXECLIST_DESC_LO: u32 = 0x858;
     /// `execlist_context_descriptor_hi`.
     pub const EXECLIST_DESC_HI: u32 = 0x85c;
+    /// `pv_caps_offer` (host half).
+    pub const PV_CAPS_OFFER: u32 = 0x060;
+    /// `pv_caps_accepted` (host half).
+    pub const PV_CAPS_ACCEPTED: u32 = 0x064;
+    /// `pv_status` (host half).
+    pub const PV_STATUS: u32 = 0x068;
+    /// `pv_caps_request` (guest half).
+    pub const PV_CAPS_REQUEST: u32 = 0x860;
+    /// `shared_area_pages` (guest half).
+    pub const SHARED_AREA_PAGES: u32 = 0x864;
+    /// `shared_area_gpa` (guest half, 8 bytes).
+    pub const SHARED_AREA_GPA: u32 = 0x868;
+}
+
+/// PV capability bits (`pv_caps_offer`, `pv_caps_request`, `pv_caps_accepted`).
+pub mod pv_caps {
+    /// PPGTT bind/unbind by command instead of trapped page-table writes.
+    pub const PPGTT: u32 = 1 << 0;
+    /// GGTT bind/unbind by command instead of trapped GTT MMIO writes.
+    pub const GGTT: u32 = 1 << 1;
+    /// Submission by command instead of ELSP/CSB emulation.
+    pub const SUBMISSION: u32 = 1 << 2;
+    /// Every bit this ABI version defines.
+    pub const KNOWN: u32 = PPGTT | GGTT | SUBMISSION;
+}
+
+/// The capabilities in force: what the guest asked for, within what the host offers.
+///
+/// Unknown bits are ignored, not refused: a newer guest asking for a capability an older
+/// host does not know simply does not get it, and sees so in `pv_caps_accepted`.
+pub fn negotiate_caps(offer: u32, request: u32) -> u32 {
+    offer & request & pv_caps::KNOWN
+}
+
+/// `pv_status` values after a registration (`g2v_notify` = [`g2v::PV_REGISTER`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum PvStatus {
+    /// Registered; the shared area is live.
+    Ok = 0,
+    /// The host offers no PV (no [`VGT_CAPS_PV`]).
+    NotOffered = 1,
+    /// The GPA is not page aligned or not guest memory.
+    BadAddress = 2,
+    /// The size is outside the host's bounds or smaller than the layout needs.
+    BadSize = 3,
+    /// The shared-area header failed validation (magic, version, layout).
+    BadHeader = 4,
+    /// No version both sides speak.
+    NoCommonVersion = 5,
+}
+
+impl PvStatus {
+    /// Decodes a `pv_status` word; `None` for a value this ABI does not define.
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            0 => Self::Ok,
+            1 => Self::NotOffered,
+            2 => Self::BadAddress,
+            3 => Self::BadSize,
+            4 => Self::BadHeader,
+            5 => Self::NoCommonVersion,
+            _ => return None,
+        })
+    }
 }
 
 macro_rules! assert_offset {
@@ -234,7 +325,10 @@ assert_offset!(avail_rs.mappable_gmadr.size, offset::MAPPABLE_SIZE);
 assert_offset!(avail_rs.nonmappable_gmadr.base, offset::NONMAPPABLE_BASE);
 assert_offset!(avail_rs.nonmappable_gmadr.size, offset::NONMAPPABLE_SIZE);
 assert_offset!(avail_rs.fence_num, offset::FENCE_NUM);
-assert_offset!(rsv3, 0x60);
+assert_offset!(pv_caps_offer, offset::PV_CAPS_OFFER);
+assert_offset!(pv_caps_accepted, offset::PV_CAPS_ACCEPTED);
+assert_offset!(pv_status, offset::PV_STATUS);
+assert_offset!(rsv3, 0x6c);
 assert_offset!(rsv4, PVINFO_GUEST_HALF);
 assert_offset!(display_ready, offset::DISPLAY_READY);
 assert_offset!(g2v_notify, offset::G2V_NOTIFY);
@@ -243,7 +337,10 @@ assert_offset!(cursor_y_hot, offset::CURSOR_Y_HOT);
 assert_offset!(pdp, offset::PDP0_LO);
 assert_offset!(execlist_context_descriptor_lo, offset::EXECLIST_DESC_LO);
 assert_offset!(execlist_context_descriptor_hi, offset::EXECLIST_DESC_HI);
-assert_offset!(rsv7, 0x860);
+assert_offset!(pv_caps_request, offset::PV_CAPS_REQUEST);
+assert_offset!(shared_area_pages, offset::SHARED_AREA_PAGES);
+assert_offset!(shared_area_gpa, offset::SHARED_AREA_GPA);
+assert_offset!(rsv7, 0x870);
 
 impl VgtIf {
     /// Builds the page a host offers: magic, version 1.0, the id, caps and resources.
@@ -464,6 +561,29 @@ mod tests {
             identify(&p, GGTT, APERTURE),
             Err(PvinfoError::BadFences(33))
         );
+    }
+
+    #[test]
+    fn pv_words_and_negotiation() {
+        let mut p = good();
+        p.pv_caps_offer = U32::new(pv_caps::PPGTT | pv_caps::GGTT);
+        p.shared_area_gpa = U64::new(0x1234_5000);
+        let b = p.as_bytes();
+        assert_eq!(&b[0x60..0x64], &3u32.to_le_bytes());
+        assert_eq!(&b[0x868..0x870], &0x1234_5000u64.to_le_bytes());
+        assert!(!guest_writable(offset::PV_CAPS_OFFER, 4));
+        assert!(guest_writable(offset::SHARED_AREA_GPA, 8));
+        assert_eq!(negotiate_caps(pv_caps::KNOWN, u32::MAX), pv_caps::KNOWN);
+        assert_eq!(
+            negotiate_caps(pv_caps::PPGTT, pv_caps::PPGTT | pv_caps::SUBMISSION),
+            pv_caps::PPGTT
+        );
+        assert_eq!(negotiate_caps(u32::MAX, 1 << 31), 0);
+        assert_eq!(negotiate_caps(0, pv_caps::KNOWN), 0);
+        for v in 0..6 {
+            assert_eq!(PvStatus::from_u32(v).map(|s| s as u32), Some(v));
+        }
+        assert_eq!(PvStatus::from_u32(6), None);
     }
 
     #[test]
