@@ -5,6 +5,7 @@
 //! Included verbatim by both kernel modules (`#[path = ".../abi/mod.rs"]`) and by the
 //! `gvtpv_abi` crate. No crate attributes here, no `unsafe`, only `zerocopy`.
 
+pub mod cmd;
 pub mod ctb;
 pub mod gen;
 pub mod pvinfo;
