@@ -8,5 +8,6 @@
 pub mod cmd;
 pub mod ctb;
 pub mod gen;
+pub mod gtt;
 pub mod pvinfo;
 pub mod shared;
