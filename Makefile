@@ -6,7 +6,7 @@
 SHELL := /bin/bash
 export KDIR
 
-.PHONY: all setup kernel modules check demo test-abi clippy fmt fmt-check images scenario clean
+.PHONY: all setup kernel modules check demo test-abi clippy fmt fmt-check images scenario clean fuzz bench-abi
 
 all: modules
 
@@ -32,6 +32,15 @@ scenario: modules
 
 test-abi:
 	cargo test -p gvtpv_abi
+
+# Fuzz the host's path over guest bytes (nightly + cargo-fuzz): make fuzz FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 300
+fuzz:
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# Criterion benchmarks of shared-abi (CTB push+pop, bind encode/decode).
+bench-abi:
+	cargo bench -p gvtpv_abi --bench abi
 
 clippy:
 	cargo clippy -p gvtpv_abi --all-targets -- -D warnings

@@ -305,6 +305,27 @@ pub fn check_gpa(gpa: u64) -> Result<(), WireError> {
     Ok(())
 }
 
+/// Checks a page list passed by reference, as copied from guest memory: exactly `count`
+/// little-endian u64 entries (`count` at most [`MAX_LIST_PAGES`]), each a valid page
+/// address.
+///
+/// # Errors
+///
+/// [`WireError::TooBig`], [`WireError::Inval`] for a wrong length, [`WireError::Fault`].
+pub fn check_page_list(list: &[u8], count: u32) -> Result<(), WireError> {
+    if count > MAX_LIST_PAGES {
+        return Err(WireError::TooBig);
+    }
+    if list.len() != 8 * count as usize {
+        return Err(WireError::Inval);
+    }
+    for e in list.chunks_exact(8) {
+        let v = u64::from_le_bytes(e.try_into().map_err(|_| WireError::Inval)?);
+        check_gpa(v)?;
+    }
+    Ok(())
+}
+
 fn exact<const N: usize>(p: &[u32]) -> Result<[u32; N], WireError> {
     p.try_into().map_err(|_| WireError::Inval)
 }

@@ -199,6 +199,17 @@ fn refusals() {
 }
 
 #[test]
+fn page_lists() {
+    let list: Vec<u8> = (1..=512u64).flat_map(|i| (i << 12).to_le_bytes()).collect();
+    assert_eq!(check_page_list(&list, 512), Ok(()));
+    assert_eq!(check_page_list(&list[..8 * 511], 512), Err(WireError::Inval));
+    assert_eq!(check_page_list(&list, 513), Err(WireError::TooBig));
+    let mut bad = list.clone();
+    bad[8 * 300] = 1;
+    assert_eq!(check_page_list(&bad, 512), Err(WireError::Fault));
+}
+
+#[test]
 fn wire_errors() {
     for e in [1, 2, 7, 14, 16, 17, 22, 28, 71, 95] {
         assert_eq!(WireError::from_u32(e).map(|w| w as u32), Some(e));

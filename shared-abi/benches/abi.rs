@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `make bench-abi`: CTB push+pop throughput and bind encode/decode cost.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use gvtpv_abi::abi::{cmd, ctb};
+use std::hint::black_box;
+
+struct Ring {
+    ring: Vec<u32>,
+    head: u32,
+    tail: u32,
+    event: u32,
+    status: u32,
+}
+
+impl ctb::RingMem for Ring {
+    fn size(&self) -> u32 {
+        self.ring.len() as u32
+    }
+    fn read(&self, idx: u32) -> u32 {
+        self.ring[idx as usize]
+    }
+    fn write(&mut self, idx: u32, v: u32) {
+        self.ring[idx as usize] = v;
+    }
+    fn head(&self) -> u32 {
+        self.head
+    }
+    fn set_head(&mut self, v: u32) {
+        self.head = v;
+    }
+    fn tail(&self) -> u32 {
+        self.tail
+    }
+    fn set_tail(&mut self, v: u32) {
+        self.tail = v;
+    }
+    fn event(&self) -> u32 {
+        self.event
+    }
+    fn set_event(&mut self, v: u32) {
+        self.event = v;
+    }
+    fn status(&self) -> u32 {
+        self.status
+    }
+    fn set_status(&mut self, bits: u32) {
+        self.status |= bits;
+    }
+    fn fence(&self) {
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn ring(c: &mut Criterion) {
+    let mut r = Ring { ring: vec![0; 4096], head: 0, tail: 0, event: 0, status: 0 };
+    let hdr = ctb::Header { action: 1, kind: ctb::msg_type::FAST_REQUEST as u8, len: 2, fence: 0 };
+    let mut out = [0u32; 8];
+    let mut g = c.benchmark_group("ctb");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("push_pop_2dw", |b| {
+        b.iter(|| {
+            ctb::send(&mut r, black_box(&hdr), black_box(&[1, 2])).unwrap();
+            black_box(ctb::recv(&mut r, &mut out).unwrap());
+        })
+    });
+    g.finish();
+}
+
+fn binds(c: &mut Criterion) {
+    let list: Vec<u8> = (1..=512u64).flat_map(|i| (i << 12).to_le_bytes()).collect();
+    let mut g = c.benchmark_group("bind");
+    g.throughput(Throughput::Elements(512));
+    g.bench_function("ggtt_512_byref_encode_decode_check", |b| {
+        let mut buf = [0u32; 16];
+        b.iter(|| {
+            let c = cmd::Command::BindGgtt { flags: 1, start: 0x800_0000, count: 512, pages: cmd::Pages::ByRef(0x10_0000) };
+            let n = c.encode(&mut buf).unwrap();
+            let d = cmd::Command::decode(cmd::action::BIND_GGTT, black_box(&buf[..n])).unwrap();
+            cmd::check_page_list(black_box(&list), 512).unwrap();
+            black_box(d);
+        })
+    });
+    let inline: Vec<u32> = (1..=56u32).flat_map(|i| [i << 12, 0]).collect();
+    g.throughput(Throughput::Elements(56));
+    g.bench_function("ppgtt_56_inline_encode_decode", |b| {
+        let mut buf = [0u32; 128];
+        b.iter(|| {
+            let c = cmd::Command::BindPpgtt { vm: 1, flags: 1, start: 0x10_0000, count: 56, pages: cmd::Pages::Inline(&inline) };
+            let n = c.encode(&mut buf).unwrap();
+            black_box(cmd::Command::decode(cmd::action::BIND_PPGTT, black_box(&buf[..n])).unwrap());
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ring, binds);
+criterion_main!(benches);
