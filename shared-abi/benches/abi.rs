@@ -54,8 +54,19 @@ impl ctb::RingMem for Ring {
 }
 
 fn ring(c: &mut Criterion) {
-    let mut r = Ring { ring: vec![0; 4096], head: 0, tail: 0, event: 0, status: 0 };
-    let hdr = ctb::Header { action: 1, kind: ctb::msg_type::FAST_REQUEST as u8, len: 2, fence: 0 };
+    let mut r = Ring {
+        ring: vec![0; 4096],
+        head: 0,
+        tail: 0,
+        event: 0,
+        status: 0,
+    };
+    let hdr = ctb::Header {
+        action: 1,
+        kind: ctb::msg_type::FAST_REQUEST as u8,
+        len: 2,
+        fence: 0,
+    };
     let mut out = [0u32; 8];
     let mut g = c.benchmark_group("ctb");
     g.throughput(Throughput::Elements(1));
@@ -75,7 +86,12 @@ fn binds(c: &mut Criterion) {
     g.bench_function("ggtt_512_byref_encode_decode_check", |b| {
         let mut buf = [0u32; 16];
         b.iter(|| {
-            let c = cmd::Command::BindGgtt { flags: 1, start: 0x800_0000, count: 512, pages: cmd::Pages::ByRef(0x10_0000) };
+            let c = cmd::Command::BindGgtt {
+                flags: 1,
+                start: 0x800_0000,
+                count: 512,
+                pages: cmd::Pages::ByRef(0x10_0000),
+            };
             let n = c.encode(&mut buf).unwrap();
             let d = cmd::Command::decode(cmd::action::BIND_GGTT, black_box(&buf[..n])).unwrap();
             cmd::check_page_list(black_box(&list), 512).unwrap();
@@ -87,7 +103,13 @@ fn binds(c: &mut Criterion) {
     g.bench_function("ppgtt_56_inline_encode_decode", |b| {
         let mut buf = [0u32; 128];
         b.iter(|| {
-            let c = cmd::Command::BindPpgtt { vm: 1, flags: 1, start: 0x10_0000, count: 56, pages: cmd::Pages::Inline(&inline) };
+            let c = cmd::Command::BindPpgtt {
+                vm: 1,
+                flags: 1,
+                start: 0x10_0000,
+                count: 56,
+                pages: cmd::Pages::Inline(&inline),
+            };
             let n = c.encode(&mut buf).unwrap();
             black_box(cmd::Command::decode(cmd::action::BIND_PPGTT, black_box(&buf[..n])).unwrap());
         })

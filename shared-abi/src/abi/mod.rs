@@ -8,6 +8,7 @@
 pub mod cmd;
 pub mod ctb;
 pub mod gen;
+pub mod gpu_cmd;
 pub mod gtt;
 pub mod pvinfo;
 pub mod shared;

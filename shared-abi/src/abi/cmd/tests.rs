@@ -202,7 +202,10 @@ fn refusals() {
 fn page_lists() {
     let list: Vec<u8> = (1..=512u64).flat_map(|i| (i << 12).to_le_bytes()).collect();
     assert_eq!(check_page_list(&list, 512), Ok(()));
-    assert_eq!(check_page_list(&list[..8 * 511], 512), Err(WireError::Inval));
+    assert_eq!(
+        check_page_list(&list[..8 * 511], 512),
+        Err(WireError::Inval)
+    );
     assert_eq!(check_page_list(&list, 513), Err(WireError::TooBig));
     let mut bad = list.clone();
     bad[8 * 300] = 1;

@@ -1,0 +1,609 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The GEN9 commands this project emits and parses (guest, userspace tests, the host's
+//! command parser and the simulated engines), with the length rules of the GEN9
+//! documentation: a multi-dword command's length field is its dword count minus two.
+//!
+//! Encodings follow i915's `intel_gpu_commands.h`. Addresses are 48-bit, written as
+//! (low, high) dwords. Anything else decodes as [`GpuCmdError::Unknown`], which is what a
+//! whitelisting command parser wants.
+
+/// A decoded command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GpuCmd {
+    /// `MI_NOOP`.
+    Noop,
+    /// `MI_USER_INTERRUPT`.
+    UserInterrupt,
+    /// `MI_ARB_CHECK`.
+    ArbCheck,
+    /// `MI_BATCH_BUFFER_END`.
+    BatchBufferEnd,
+    /// `MI_BATCH_BUFFER_START` (GEN8+ form, 3 dwords).
+    BatchBufferStart {
+        /// 4-byte aligned batch address.
+        addr: u64,
+        /// Through the PPGTT (else the GGTT).
+        ppgtt: bool,
+        /// A second-level batch (returns to the first level at its end).
+        second_level: bool,
+    },
+    /// `MI_STORE_DATA_IMM` of a dword (4 dwords) or a qword (5 dwords).
+    StoreDataImm {
+        /// Destination (4-byte aligned; 8 for a qword).
+        addr: u64,
+        /// Through the GGTT (else the PPGTT).
+        ggtt: bool,
+        /// The value; a dword store uses the low half.
+        value: u64,
+        /// Whether it stores 8 bytes.
+        qword: bool,
+    },
+    /// `MI_STORE_DWORD_INDEX`: store into the hardware status page at dword `index`.
+    StoreDwordIndex {
+        /// Dword index into the status page (0..1024).
+        index: u32,
+        /// The value.
+        value: u32,
+    },
+    /// `MI_LOAD_REGISTER_IMM` of one register (the parser checks the offset).
+    LoadRegisterImm {
+        /// MMIO offset (4-byte aligned, below 8 MiB).
+        reg: u32,
+        /// The value.
+        value: u32,
+    },
+    /// `MI_FLUSH_DW` with a post-sync dword write (4 dwords).
+    FlushDw {
+        /// Where to write (GGTT, 4-byte aligned).
+        addr: u64,
+        /// The value written after the flush.
+        value: u32,
+    },
+    /// `PIPE_CONTROL` (6 dwords) with a CS stall and a post-sync qword write to the GGTT.
+    PipeControl {
+        /// Where to write (8-byte aligned).
+        addr: u64,
+        /// The value written.
+        value: u64,
+    },
+    /// `MI_SEMAPHORE_WAIT` polling until `*addr op value` holds (4 dwords).
+    SemaphoreWait {
+        /// The compared dword (GGTT, 4-byte aligned).
+        addr: u64,
+        /// Operand.
+        value: u32,
+        /// Compare operation, 0..=5: sad > sdd, >=, <, <=, ==, !=.
+        op: u8,
+    },
+    /// `MI_COPY_MEM_MEM` of one dword, GGTT to GGTT (5 dwords).
+    CopyMemMem {
+        /// Destination.
+        dst: u64,
+        /// Source.
+        src: u64,
+    },
+    /// `XY_COLOR_BLT` 32 bpp fill (7 dwords).
+    ColorBlt {
+        /// Destination surface address.
+        dst: u64,
+        /// Pitch in bytes.
+        pitch: u16,
+        /// Top-left corner (x, y).
+        from: (u16, u16),
+        /// Bottom-right corner, exclusive (x, y).
+        to: (u16, u16),
+        /// Fill colour.
+        color: u32,
+    },
+    /// `XY_SRC_COPY_BLT` 32 bpp copy (10 dwords).
+    SrcCopyBlt {
+        /// Destination surface address.
+        dst: u64,
+        /// Destination pitch in bytes.
+        dst_pitch: u16,
+        /// Destination top-left corner (x, y).
+        from: (u16, u16),
+        /// Destination bottom-right corner, exclusive (x, y).
+        to: (u16, u16),
+        /// Source surface address.
+        src: u64,
+        /// Source pitch in bytes.
+        src_pitch: u16,
+        /// Source top-left corner (x, y).
+        src_from: (u16, u16),
+    },
+}
+
+/// Why a command stream does not decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GpuCmdError {
+    /// Not a command of the supported subset (the dword is the header).
+    Unknown(u32),
+    /// The length field disagrees with the command.
+    BadLength(u32),
+    /// Fewer dwords left than the command needs.
+    Truncated,
+    /// A field is out of range (alignment, reserved bits, address width).
+    BadField,
+}
+
+const fn mi(op: u32, flags: u32) -> u32 {
+    (op << 23) | flags
+}
+
+const MI_USE_GGTT: u32 = 1 << 22;
+const MI_BB_PPGTT: u32 = 1 << 8;
+const MI_BB_SECOND_LEVEL: u32 = 1 << 22;
+const MI_FLUSH_DW_OP_STOREDW: u32 = 1 << 14;
+const MI_FLUSH_DW_USE_GTT: u32 = 1 << 2;
+const MI_SEMAPHORE_POLL: u32 = 1 << 15;
+const MI_SEMAPHORE_OP_SHIFT: u32 = 12;
+const MI_CMM_DST_GGTT: u32 = 1 << 21;
+const PC_QW_WRITE: u32 = 1 << 14;
+const PC_CS_STALL: u32 = 1 << 20;
+const PC_GLOBAL_GTT: u32 = 1 << 24;
+const PIPE_CONTROL: u32 = (3 << 29) | (3 << 27) | (2 << 24);
+const BLT_WRITE_RGBA: u32 = 3 << 20;
+const XY_COLOR_BLT: u32 = (2 << 29) | (0x50 << 22);
+const XY_SRC_COPY_BLT: u32 = (2 << 29) | (0x53 << 22);
+/// BR13: 32 bpp, ROP "pattern copy" (0xf0) or "source copy" (0xcc).
+const BR13_32BPP: u32 = 3 << 24;
+
+/// Opcodes (MI_INSTR opcode field, bits 28:23).
+mod op {
+    pub(super) const NOOP: u32 = 0x00;
+    pub(super) const USER_INTERRUPT: u32 = 0x02;
+    pub(super) const ARB_CHECK: u32 = 0x05;
+    pub(super) const BB_END: u32 = 0x0a;
+    pub(super) const SEMAPHORE_WAIT: u32 = 0x1c;
+    pub(super) const STORE_DATA_IMM: u32 = 0x20;
+    pub(super) const STORE_DWORD_INDEX: u32 = 0x21;
+    pub(super) const LRI: u32 = 0x22;
+    pub(super) const FLUSH_DW: u32 = 0x26;
+    pub(super) const COPY_MEM_MEM: u32 = 0x2e;
+    pub(super) const BB_START: u32 = 0x31;
+}
+
+fn lo(v: u64) -> u32 {
+    v as u32
+}
+
+fn hi(v: u64) -> u32 {
+    (v >> 32) as u32
+}
+
+fn addr(l: u32, h: u32) -> Result<u64, GpuCmdError> {
+    if h >> 16 != 0 {
+        return Err(GpuCmdError::BadField);
+    }
+    Ok(u64::from(l) | (u64::from(h) << 32))
+}
+
+fn xy(v: u32) -> (u16, u16) {
+    ((v & 0xffff) as u16, (v >> 16) as u16)
+}
+
+fn pack_xy(p: (u16, u16)) -> u32 {
+    u32::from(p.0) | (u32::from(p.1) << 16)
+}
+
+impl GpuCmd {
+    /// Encodes into `out`, returning the dwords used.
+    ///
+    /// # Errors
+    ///
+    /// [`GpuCmdError::BadField`] for an address wider than 48 bits, a misaligned address
+    /// or an out-of-range field; [`GpuCmdError::Truncated`] if `out` is too small.
+    pub fn encode(&self, out: &mut [u32]) -> Result<usize, GpuCmdError> {
+        let wide = |a: u64, align: u64| a >> 48 != 0 || a % align != 0;
+        let mut b = [0u32; 10];
+        let n = match *self {
+            Self::Noop => {
+                b[0] = mi(op::NOOP, 0);
+                1
+            }
+            Self::UserInterrupt => {
+                b[0] = mi(op::USER_INTERRUPT, 0);
+                1
+            }
+            Self::ArbCheck => {
+                b[0] = mi(op::ARB_CHECK, 0);
+                1
+            }
+            Self::BatchBufferEnd => {
+                b[0] = mi(op::BB_END, 0);
+                1
+            }
+            Self::BatchBufferStart {
+                addr,
+                ppgtt,
+                second_level,
+            } => {
+                if wide(addr, 4) {
+                    return Err(GpuCmdError::BadField);
+                }
+                let f = if ppgtt { MI_BB_PPGTT } else { 0 }
+                    | if second_level { MI_BB_SECOND_LEVEL } else { 0 };
+                b[..3].copy_from_slice(&[mi(op::BB_START, 1) | f, lo(addr), hi(addr)]);
+                3
+            }
+            Self::StoreDataImm {
+                addr,
+                ggtt,
+                value,
+                qword,
+            } => {
+                if wide(addr, if qword { 8 } else { 4 }) || (!qword && value >> 32 != 0) {
+                    return Err(GpuCmdError::BadField);
+                }
+                let g = if ggtt { MI_USE_GGTT } else { 0 };
+                if qword {
+                    b[..5].copy_from_slice(&[
+                        mi(op::STORE_DATA_IMM, 3) | g,
+                        lo(addr),
+                        hi(addr),
+                        lo(value),
+                        hi(value),
+                    ]);
+                    5
+                } else {
+                    b[..4].copy_from_slice(&[
+                        mi(op::STORE_DATA_IMM, 2) | g,
+                        lo(addr),
+                        hi(addr),
+                        lo(value),
+                    ]);
+                    4
+                }
+            }
+            Self::StoreDwordIndex { index, value } => {
+                if index >= 1024 {
+                    return Err(GpuCmdError::BadField);
+                }
+                b[..3].copy_from_slice(&[mi(op::STORE_DWORD_INDEX, 1), index << 2, value]);
+                3
+            }
+            Self::LoadRegisterImm { reg, value } => {
+                if reg % 4 != 0 || reg >= 1 << 23 {
+                    return Err(GpuCmdError::BadField);
+                }
+                b[..3].copy_from_slice(&[mi(op::LRI, 1), reg, value]);
+                3
+            }
+            Self::FlushDw { addr, value } => {
+                if wide(addr, 8) {
+                    return Err(GpuCmdError::BadField);
+                }
+                b[..4].copy_from_slice(&[
+                    mi(op::FLUSH_DW, 2) | MI_FLUSH_DW_OP_STOREDW,
+                    lo(addr) | MI_FLUSH_DW_USE_GTT,
+                    hi(addr),
+                    value,
+                ]);
+                4
+            }
+            Self::PipeControl { addr, value } => {
+                if wide(addr, 8) {
+                    return Err(GpuCmdError::BadField);
+                }
+                b[..6].copy_from_slice(&[
+                    PIPE_CONTROL | (6 - 2),
+                    PC_QW_WRITE | PC_CS_STALL | PC_GLOBAL_GTT,
+                    lo(addr),
+                    hi(addr),
+                    lo(value),
+                    hi(value),
+                ]);
+                6
+            }
+            Self::SemaphoreWait { addr, value, op } => {
+                if wide(addr, 4) || op > 5 {
+                    return Err(GpuCmdError::BadField);
+                }
+                let f = MI_USE_GGTT | MI_SEMAPHORE_POLL | (u32::from(op) << MI_SEMAPHORE_OP_SHIFT);
+                b[..4].copy_from_slice(&[mi(op::SEMAPHORE_WAIT, 2) | f, value, lo(addr), hi(addr)]);
+                4
+            }
+            Self::CopyMemMem { dst, src } => {
+                if wide(dst, 4) || wide(src, 4) {
+                    return Err(GpuCmdError::BadField);
+                }
+                let f = MI_USE_GGTT | MI_CMM_DST_GGTT;
+                b[..5].copy_from_slice(&[
+                    mi(op::COPY_MEM_MEM, 3) | f,
+                    lo(dst),
+                    hi(dst),
+                    lo(src),
+                    hi(src),
+                ]);
+                5
+            }
+            Self::ColorBlt {
+                dst,
+                pitch,
+                from,
+                to,
+                color,
+            } => {
+                if wide(dst, 4) || from.0 >= to.0 || from.1 >= to.1 {
+                    return Err(GpuCmdError::BadField);
+                }
+                b[..7].copy_from_slice(&[
+                    XY_COLOR_BLT | BLT_WRITE_RGBA | (7 - 2),
+                    BR13_32BPP | (0xf0 << 16) | u32::from(pitch),
+                    pack_xy(from),
+                    pack_xy(to),
+                    lo(dst),
+                    hi(dst),
+                    color,
+                ]);
+                7
+            }
+            Self::SrcCopyBlt {
+                dst,
+                dst_pitch,
+                from,
+                to,
+                src,
+                src_pitch,
+                src_from,
+            } => {
+                if wide(dst, 4) || wide(src, 4) || from.0 >= to.0 || from.1 >= to.1 {
+                    return Err(GpuCmdError::BadField);
+                }
+                b = [
+                    XY_SRC_COPY_BLT | BLT_WRITE_RGBA | (10 - 2),
+                    BR13_32BPP | (0xcc << 16) | u32::from(dst_pitch),
+                    pack_xy(from),
+                    pack_xy(to),
+                    lo(dst),
+                    hi(dst),
+                    pack_xy(src_from),
+                    u32::from(src_pitch),
+                    lo(src),
+                    hi(src),
+                ];
+                10
+            }
+        };
+        let dst = out.get_mut(..n).ok_or(GpuCmdError::Truncated)?;
+        dst.copy_from_slice(&b[..n]);
+        Ok(n)
+    }
+
+    /// Decodes the command at the start of `s`, returning it and its length in dwords.
+    ///
+    /// # Errors
+    ///
+    /// A [`GpuCmdError`]; never reads past `s`.
+    pub fn decode(s: &[u32]) -> Result<(Self, usize), GpuCmdError> {
+        let h = *s.first().ok_or(GpuCmdError::Truncated)?;
+        let take = |n: usize| s.get(..n).ok_or(GpuCmdError::Truncated);
+        let len = |n: u32, mask: u32| {
+            if h & mask != n - 2 {
+                Err(GpuCmdError::BadLength(h))
+            } else {
+                Ok(n as usize)
+            }
+        };
+        let only = |allowed: u32| {
+            if h & !allowed != 0 {
+                Err(GpuCmdError::BadField)
+            } else {
+                Ok(())
+            }
+        };
+        match h >> 29 {
+            0 => {}
+            2 => return Self::decode_blt(s, h),
+            3 if h & !0xff == PIPE_CONTROL => {
+                let n = len(6, 0xff)?;
+                let [_, flags, al, ah, vl, vh] =
+                    take(n)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                if flags != PC_QW_WRITE | PC_CS_STALL | PC_GLOBAL_GTT || al % 8 != 0 {
+                    return Err(GpuCmdError::BadField);
+                }
+                return Ok((
+                    Self::PipeControl {
+                        addr: addr(al, ah)?,
+                        value: u64::from(vl) | (u64::from(vh) << 32),
+                    },
+                    n,
+                ));
+            }
+            _ => return Err(GpuCmdError::Unknown(h)),
+        }
+        let opcode = (h >> 23) & 0x3f;
+        let base = mi(opcode, 0);
+        let one = |c: Self| {
+            if h == base {
+                Ok((c, 1))
+            } else {
+                Err(GpuCmdError::BadField)
+            }
+        };
+        match opcode {
+            op::NOOP => one(Self::Noop),
+            op::USER_INTERRUPT => one(Self::UserInterrupt),
+            op::ARB_CHECK => one(Self::ArbCheck),
+            op::BB_END => one(Self::BatchBufferEnd),
+            op::BB_START => {
+                only(base | MI_BB_PPGTT | MI_BB_SECOND_LEVEL | 0xff)?;
+                let n = len(3, 0xff)?;
+                let [_, l, hh] = take(n)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                if l % 4 != 0 {
+                    return Err(GpuCmdError::BadField);
+                }
+                let c = Self::BatchBufferStart {
+                    addr: addr(l, hh)?,
+                    ppgtt: h & MI_BB_PPGTT != 0,
+                    second_level: h & MI_BB_SECOND_LEVEL != 0,
+                };
+                Ok((c, n))
+            }
+            op::STORE_DATA_IMM => {
+                only(base | MI_USE_GGTT | 0x3ff)?;
+                let qword = h & 0x3ff == 3;
+                let n = len(if qword { 5 } else { 4 }, 0x3ff)?;
+                let (l, hh, value) = match *take(n)? {
+                    [_, l, hh, v] => (l, hh, u64::from(v)),
+                    [_, l, hh, v, w] => (l, hh, u64::from(v) | (u64::from(w) << 32)),
+                    _ => return Err(GpuCmdError::Truncated),
+                };
+                if l % if qword { 8 } else { 4 } != 0 {
+                    return Err(GpuCmdError::BadField);
+                }
+                Ok((
+                    Self::StoreDataImm {
+                        addr: addr(l, hh)?,
+                        ggtt: h & MI_USE_GGTT != 0,
+                        value,
+                        qword,
+                    },
+                    n,
+                ))
+            }
+            op::STORE_DWORD_INDEX => {
+                only(base | 0xff)?;
+                let n = len(3, 0xff)?;
+                let [_, idx, value] = take(n)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                if idx % 4 != 0 || idx >> 2 >= 1024 {
+                    return Err(GpuCmdError::BadField);
+                }
+                Ok((
+                    Self::StoreDwordIndex {
+                        index: idx >> 2,
+                        value,
+                    },
+                    n,
+                ))
+            }
+            op::LRI => {
+                only(base | 0xff)?;
+                let n = len(3, 0xff)?;
+                let [_, reg, value] = take(n)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                if reg % 4 != 0 || reg >= 1 << 23 {
+                    return Err(GpuCmdError::BadField);
+                }
+                Ok((Self::LoadRegisterImm { reg, value }, n))
+            }
+            op::FLUSH_DW => {
+                if h != mi(op::FLUSH_DW, 2) | MI_FLUSH_DW_OP_STOREDW {
+                    return Err(GpuCmdError::BadField);
+                }
+                let n = 4;
+                let [_, l, hh, value] = take(n)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                if l & 0x7 != MI_FLUSH_DW_USE_GTT {
+                    return Err(GpuCmdError::BadField);
+                }
+                Ok((
+                    Self::FlushDw {
+                        addr: addr(l & !0x7, hh)?,
+                        value,
+                    },
+                    n,
+                ))
+            }
+            op::SEMAPHORE_WAIT => {
+                only(
+                    base | MI_USE_GGTT | MI_SEMAPHORE_POLL | (0x7 << MI_SEMAPHORE_OP_SHIFT) | 0xff,
+                )?;
+                if h & (MI_USE_GGTT | MI_SEMAPHORE_POLL) != MI_USE_GGTT | MI_SEMAPHORE_POLL {
+                    return Err(GpuCmdError::BadField);
+                }
+                let n = len(4, 0xff)?;
+                let op = ((h >> MI_SEMAPHORE_OP_SHIFT) & 0x7) as u8;
+                let [_, value, l, hh] = take(n)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                if op > 5 || l % 4 != 0 {
+                    return Err(GpuCmdError::BadField);
+                }
+                Ok((
+                    Self::SemaphoreWait {
+                        addr: addr(l, hh)?,
+                        value,
+                        op,
+                    },
+                    n,
+                ))
+            }
+            op::COPY_MEM_MEM => {
+                if h != mi(op::COPY_MEM_MEM, 3) | MI_USE_GGTT | MI_CMM_DST_GGTT {
+                    return Err(GpuCmdError::BadField);
+                }
+                let n = 5;
+                let [_, dl, dh, sl, sh] =
+                    take(n)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                if dl % 4 != 0 || sl % 4 != 0 {
+                    return Err(GpuCmdError::BadField);
+                }
+                Ok((
+                    Self::CopyMemMem {
+                        dst: addr(dl, dh)?,
+                        src: addr(sl, sh)?,
+                    },
+                    n,
+                ))
+            }
+            _ => Err(GpuCmdError::Unknown(h)),
+        }
+    }
+
+    fn decode_blt(s: &[u32], h: u32) -> Result<(Self, usize), GpuCmdError> {
+        let take = |n: usize| s.get(..n).ok_or(GpuCmdError::Truncated);
+        let rect_ok = |a: (u16, u16), b: (u16, u16)| a.0 < b.0 && a.1 < b.1;
+        match h & !0xff {
+            x if x == XY_COLOR_BLT | BLT_WRITE_RGBA => {
+                if h & 0xff != 7 - 2 {
+                    return Err(GpuCmdError::BadLength(h));
+                }
+                let [_, br13, f, t, dl, dh, color] =
+                    take(7)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                let (from, to) = (xy(f), xy(t));
+                if br13 >> 16 != (BR13_32BPP >> 16) | 0xf0 || dl % 4 != 0 || !rect_ok(from, to) {
+                    return Err(GpuCmdError::BadField);
+                }
+                Ok((
+                    Self::ColorBlt {
+                        dst: addr(dl, dh)?,
+                        pitch: br13 as u16,
+                        from,
+                        to,
+                        color,
+                    },
+                    7,
+                ))
+            }
+            x if x == XY_SRC_COPY_BLT | BLT_WRITE_RGBA => {
+                if h & 0xff != 10 - 2 {
+                    return Err(GpuCmdError::BadLength(h));
+                }
+                let [_, br13, f, t, dl, dh, sf, sp, sl, sh] =
+                    take(10)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                let (from, to) = (xy(f), xy(t));
+                if br13 >> 16 != (BR13_32BPP >> 16) | 0xcc
+                    || sp >> 16 != 0
+                    || dl % 4 != 0
+                    || sl % 4 != 0
+                    || !rect_ok(from, to)
+                {
+                    return Err(GpuCmdError::BadField);
+                }
+                let c = Self::SrcCopyBlt {
+                    dst: addr(dl, dh)?,
+                    dst_pitch: br13 as u16,
+                    from,
+                    to,
+                    src: addr(sl, sh)?,
+                    src_pitch: sp as u16,
+                    src_from: xy(sf),
+                };
+                Ok((c, 10))
+            }
+            _ => Err(GpuCmdError::Unknown(h)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
