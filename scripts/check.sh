@@ -33,10 +33,10 @@ step "check: clippy and rustfmt"
 if cargo clippy -p gvtpv_abi --all-targets -- -D warnings >"$R/clippy.log" 2>&1; then result ok "cargo clippy -D warnings"; else result fail "cargo clippy -D warnings"; tail -n 30 "$R/clippy.log"; fi
 if make -s fmt-check >"$R/fmt.log" 2>&1; then result ok "rustfmt"; else result fail "rustfmt (run make fmt)"; head -n 30 "$R/fmt.log"; fi
 
-step "check: bounded fuzz run of the host path (20 s)"
+step "check: bounded fuzz run of the host path (10 s)"
 if rustup toolchain list | grep -q '^nightly'; then
-	if scripts/fuzz.sh 20 >"$R/fuzz.log" 2>&1; then
-		result ok "fuzz host_path 20 s ($(grep -o 'Done [0-9]* runs' "$R/fuzz.log" | tail -n 1))"
+	if scripts/fuzz.sh 10 >"$R/fuzz.log" 2>&1; then
+		result ok "fuzz host_path 10 s ($(grep -o 'Done [0-9]* runs' "$R/fuzz.log" | tail -n 1))"
 	else
 		result fail "fuzz host_path (see $R/fuzz.log)"; tail -n 30 "$R/fuzz.log"
 	fi
