@@ -9,52 +9,6 @@ use gvtpv_abi::abi::{cmd, ctb, shared};
 use libfuzzer_sys::fuzz_target;
 use zerocopy::FromBytes;
 
-struct Ring {
-    ring: Vec<u32>,
-    head: u32,
-    tail: u32,
-    event: u32,
-    status: u32,
-}
-
-impl ctb::RingMem for Ring {
-    fn size(&self) -> u32 {
-        self.ring.len() as u32
-    }
-    fn read(&self, idx: u32) -> u32 {
-        // The consumer only reads below `size`; a read past it would be a bug: panic.
-        self.ring[idx as usize]
-    }
-    fn write(&mut self, idx: u32, v: u32) {
-        self.ring[idx as usize] = v;
-    }
-    fn head(&self) -> u32 {
-        self.head
-    }
-    fn set_head(&mut self, v: u32) {
-        self.head = v;
-    }
-    fn tail(&self) -> u32 {
-        self.tail
-    }
-    fn set_tail(&mut self, v: u32) {
-        self.tail = v;
-    }
-    fn event(&self) -> u32 {
-        self.event
-    }
-    fn set_event(&mut self, v: u32) {
-        self.event = v;
-    }
-    fn status(&self) -> u32 {
-        self.status
-    }
-    fn set_status(&mut self, bits: u32) {
-        self.status |= bits;
-    }
-    fn fence(&self) {}
-}
-
 fuzz_target!(|data: &[u8]| {
     // The first 160 bytes as a shared-area header (validated against a 4 KiB area).
     if let Ok((h, _)) = shared::SharedHeader::read_from_prefix(data) {
@@ -62,12 +16,18 @@ fuzz_target!(|data: &[u8]| {
         let _ = shared::negotiate_version(h.major.get(), h.minor.get());
     }
     // Then a descriptor (head, tail, status) and a ring of 64..=1024 dwords.
-    let Some((desc, rest)) = data.split_at_checked(12) else { return };
+    let Some((desc, rest)) = data.split_at_checked(12) else {
+        return;
+    };
     let w = |i: usize| u32::from_le_bytes(desc[i * 4..i * 4 + 4].try_into().unwrap());
-    let mut words: Vec<u32> = rest.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+    let mut words: Vec<u32> = rest
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     let n = (words.len().clamp(64, 1024)) & !1;
     words.resize(n, 0);
-    let mut r = Ring { ring: words, head: w(0), tail: w(1), event: 0, status: w(2) };
+    let mut r = ctb::SliceRing::new(&mut words);
+    (r.head, r.tail, r.status) = (w(0), w(1), w(2));
     let mut out = [0u32; ctb::MAX_PAYLOAD as usize];
     for _ in 0..64 {
         match ctb::recv(&mut r, &mut out) {

@@ -6,61 +6,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gvtpv_abi::abi::{cmd, ctb};
 use std::hint::black_box;
 
-struct Ring {
-    ring: Vec<u32>,
-    head: u32,
-    tail: u32,
-    event: u32,
-    status: u32,
-}
-
-impl ctb::RingMem for Ring {
-    fn size(&self) -> u32 {
-        self.ring.len() as u32
-    }
-    fn read(&self, idx: u32) -> u32 {
-        self.ring[idx as usize]
-    }
-    fn write(&mut self, idx: u32, v: u32) {
-        self.ring[idx as usize] = v;
-    }
-    fn head(&self) -> u32 {
-        self.head
-    }
-    fn set_head(&mut self, v: u32) {
-        self.head = v;
-    }
-    fn tail(&self) -> u32 {
-        self.tail
-    }
-    fn set_tail(&mut self, v: u32) {
-        self.tail = v;
-    }
-    fn event(&self) -> u32 {
-        self.event
-    }
-    fn set_event(&mut self, v: u32) {
-        self.event = v;
-    }
-    fn status(&self) -> u32 {
-        self.status
-    }
-    fn set_status(&mut self, bits: u32) {
-        self.status |= bits;
-    }
-    fn fence(&self) {
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 fn ring(c: &mut Criterion) {
-    let mut r = Ring {
-        ring: vec![0; 4096],
-        head: 0,
-        tail: 0,
-        event: 0,
-        status: 0,
-    };
+    let mut buf = vec![0u32; 4096];
+    let mut r = ctb::SliceRing::new(&mut buf);
     let hdr = ctb::Header {
         action: 1,
         kind: ctb::msg_type::FAST_REQUEST as u8,
@@ -72,6 +20,8 @@ fn ring(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("push_pop_2dw", |b| {
         b.iter(|| {
+            // The fence a shared ring pays on every send.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             ctb::send(&mut r, black_box(&hdr), black_box(&[1, 2])).unwrap();
             black_box(ctb::recv(&mut r, &mut out).unwrap());
         })

@@ -175,6 +175,78 @@ pub trait RingMem {
     fn fence(&self);
 }
 
+/// A channel over plain memory: the ring as a dword slice and the descriptor as fields.
+///
+/// Used where one side owns a private copy: the host consumes from a snapshot copied
+/// once from guest memory and writes `head` (and `status`) back; tests, the fuzzer and
+/// the benchmarks drive both ends with it. `fence` is a no-op: nothing is shared.
+#[derive(Debug)]
+pub struct SliceRing<'a> {
+    /// The ring; its length is the ring size.
+    pub ring: &'a mut [u32],
+    /// Consumer count.
+    pub head: u32,
+    /// Producer count.
+    pub tail: u32,
+    /// Consumer wake-up count.
+    pub event: u32,
+    /// Status bits.
+    pub status: u32,
+}
+
+impl<'a> SliceRing<'a> {
+    /// An empty, healthy channel over `ring`.
+    pub fn new(ring: &'a mut [u32]) -> Self {
+        Self {
+            ring,
+            head: 0,
+            tail: 0,
+            event: 0,
+            status: 0,
+        }
+    }
+}
+
+impl RingMem for SliceRing<'_> {
+    fn size(&self) -> u32 {
+        u32::try_from(self.ring.len()).unwrap_or(0)
+    }
+    fn read(&self, idx: u32) -> u32 {
+        // `send`/`recv` only pass indices below `size()`; out of range reads as 0.
+        self.ring.get(idx as usize).copied().unwrap_or(0)
+    }
+    fn write(&mut self, idx: u32, v: u32) {
+        if let Some(d) = self.ring.get_mut(idx as usize) {
+            *d = v;
+        }
+    }
+    fn head(&self) -> u32 {
+        self.head
+    }
+    fn set_head(&mut self, v: u32) {
+        self.head = v;
+    }
+    fn tail(&self) -> u32 {
+        self.tail
+    }
+    fn set_tail(&mut self, v: u32) {
+        self.tail = v;
+    }
+    fn event(&self) -> u32 {
+        self.event
+    }
+    fn set_event(&mut self, v: u32) {
+        self.event = v;
+    }
+    fn status(&self) -> u32 {
+        self.status
+    }
+    fn set_status(&mut self, bits: u32) {
+        self.status |= bits;
+    }
+    fn fence(&self) {}
+}
+
 /// Checks a ring size: even, at least [`MIN_RING_DWORDS`], at most [`MAX_RING_DWORDS`].
 ///
 /// # Errors

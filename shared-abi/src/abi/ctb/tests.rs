@@ -14,64 +14,6 @@ use std::{
     vec::Vec,
 };
 
-/// A channel in plain memory: both ends in one thread.
-struct SliceRing {
-    ring: Vec<u32>,
-    head: u32,
-    tail: u32,
-    event: u32,
-    status: u32,
-}
-
-impl SliceRing {
-    fn new(size: u32) -> Self {
-        Self {
-            ring: vec![0; size as usize],
-            head: 0,
-            tail: 0,
-            event: 0,
-            status: 0,
-        }
-    }
-}
-
-impl RingMem for SliceRing {
-    fn size(&self) -> u32 {
-        self.ring.len() as u32
-    }
-    fn read(&self, idx: u32) -> u32 {
-        self.ring[idx as usize]
-    }
-    fn write(&mut self, idx: u32, v: u32) {
-        self.ring[idx as usize] = v;
-    }
-    fn head(&self) -> u32 {
-        self.head
-    }
-    fn set_head(&mut self, v: u32) {
-        self.head = v;
-    }
-    fn tail(&self) -> u32 {
-        self.tail
-    }
-    fn set_tail(&mut self, v: u32) {
-        self.tail = v;
-    }
-    fn event(&self) -> u32 {
-        self.event
-    }
-    fn set_event(&mut self, v: u32) {
-        self.event = v;
-    }
-    fn status(&self) -> u32 {
-        self.status
-    }
-    fn set_status(&mut self, bits: u32) {
-        self.status |= bits;
-    }
-    fn fence(&self) {}
-}
-
 fn req(action: u16, len: u8, fence: u32) -> Header {
     Header {
         action,
@@ -125,7 +67,8 @@ fn ring_sizes() {
 
 #[test]
 fn send_recv_wrap_and_padding() {
-    let mut r = SliceRing::new(64);
+    let mut buf = vec![0u32; 64];
+    let mut r = SliceRing::new(&mut buf);
     let mut out = [0u32; MAX_PAYLOAD as usize];
     // Move near the end: 60 dwords used by two messages, then consumed.
     send(&mut r, &req(1, 28, 1), &[1; 28]).unwrap();
@@ -147,7 +90,8 @@ fn send_recv_wrap_and_padding() {
 
 #[test]
 fn small_buffer_consumes_nothing() {
-    let mut r = SliceRing::new(64);
+    let mut buf = vec![0u32; 64];
+    let mut r = SliceRing::new(&mut buf);
     send(&mut r, &req(1, 4, 9), &[1, 2, 3, 4]).unwrap();
     let mut small = [0u32; 3];
     assert_eq!(recv(&mut r, &mut small), Err(CtbError::BufferTooSmall));
@@ -158,7 +102,8 @@ fn small_buffer_consumes_nothing() {
 
 #[test]
 fn payload_must_match_header() {
-    let mut r = SliceRing::new(64);
+    let mut buf = vec![0u32; 64];
+    let mut r = SliceRing::new(&mut buf);
     assert_eq!(send(&mut r, &req(1, 2, 0), &[1]), Err(CtbError::BadMessage));
     assert_eq!(r.tail, 0);
 }
@@ -167,7 +112,8 @@ fn payload_must_match_header() {
 fn corruption_stops_the_channel() {
     let mut out = [0u32; 8];
     // Tail beyond the ring.
-    let mut r = SliceRing::new(64);
+    let mut buf = vec![0u32; 64];
+    let mut r = SliceRing::new(&mut buf);
     r.tail = 66;
     assert_eq!(
         recv(&mut r, &mut out),
@@ -182,7 +128,8 @@ fn corruption_stops_the_channel() {
         Err(CtbError::Stopped(STATUS_OVERFLOW))
     );
     // Garbage header.
-    let mut r = SliceRing::new(64);
+    let mut buf = vec![0u32; 64];
+    let mut r = SliceRing::new(&mut buf);
     r.tail = 2;
     r.ring[0] = 0xff00_0000;
     assert_eq!(
@@ -190,7 +137,8 @@ fn corruption_stops_the_channel() {
         Err(CtbError::Stopped(STATUS_MISMATCH))
     );
     // Header claims more than published.
-    let mut r = SliceRing::new(64);
+    let mut buf = vec![0u32; 64];
+    let mut r = SliceRing::new(&mut buf);
     r.ring[0] = 6 << 16;
     r.tail = 4;
     assert_eq!(
@@ -198,7 +146,8 @@ fn corruption_stops_the_channel() {
         Err(CtbError::Stopped(STATUS_UNDERFLOW))
     );
     // Padding that does not reach the end of the ring.
-    let mut r = SliceRing::new(64);
+    let mut buf = vec![0u32; 64];
+    let mut r = SliceRing::new(&mut buf);
     r.ring[0] = msg_type::PAD << 12;
     r.ring[1] = 10;
     r.tail = 64;
@@ -207,14 +156,16 @@ fn corruption_stops_the_channel() {
         Err(CtbError::Stopped(STATUS_MISMATCH))
     );
     // Odd counters.
-    let mut r = SliceRing::new(64);
+    let mut buf = vec![0u32; 64];
+    let mut r = SliceRing::new(&mut buf);
     r.tail = 3;
     assert_eq!(
         recv(&mut r, &mut out),
         Err(CtbError::Stopped(STATUS_MISMATCH))
     );
     // A disabled channel refuses both ends.
-    let mut r = SliceRing::new(64);
+    let mut buf = vec![0u32; 64];
+    let mut r = SliceRing::new(&mut buf);
     r.set_status(STATUS_DISABLED);
     assert_eq!(
         send(&mut r, &req(1, 0, 0), &[]),
@@ -224,7 +175,8 @@ fn corruption_stops_the_channel() {
 
 #[test]
 fn counters_wrap_at_2_pow_32() {
-    let mut r = SliceRing::new(64);
+    let mut buf = vec![0u32; 64];
+    let mut r = SliceRing::new(&mut buf);
     r.head = u32::MAX - 9;
     r.tail = u32::MAX - 9;
     let mut out = [0u32; 8];
@@ -266,7 +218,8 @@ proptest! {
     fn fifo_and_wakeups(ops in proptest::collection::vec((0u8..3, 0u8..40), 1..400),
                         size_half in 32u32..200) {
         let size = size_half * 2;
-        let mut r = SliceRing::new(size);
+        let mut buf = vec![0u32; size as usize];
+    let mut r = SliceRing::new(&mut buf);
         let mut model = VecDeque::new();
         let mut out = [0u32; MAX_PAYLOAD as usize];
         let mut fence = 0u32;
@@ -315,9 +268,9 @@ proptest! {
     #[test]
     fn garbage_never_panics(ring in proptest::collection::vec(any::<u32>(), 64..300),
                             head in any::<u32>(), tail in any::<u32>(), status in any::<u32>()) {
-        let mut r = SliceRing::new(64);
         let n = ring.len() & !1;
-        r.ring = ring[..n].to_vec();
+        let mut buf = ring[..n].to_vec();
+        let mut r = SliceRing::new(&mut buf);
         r.head = head;
         r.tail = tail;
         r.status = status & !STATUS_ERROR_MASK;
@@ -336,7 +289,8 @@ proptest! {
     fn credits_guarantee_response_space(lens in proptest::collection::vec(0u8..32, 1..300),
                                         size_half in 64u32..256) {
         let size = size_half * 2;
-        let mut resp = SliceRing::new(size);
+        let mut rbuf = vec![0u32; size as usize];
+        let mut resp = SliceRing::new(&mut rbuf);
         let mut credits = Credits::new(size, 31);
         let mut out = [0u32; MAX_PAYLOAD as usize];
         for (i, len) in lens.into_iter().enumerate() {
