@@ -15,7 +15,7 @@ timeout_s=${GVTPV_VM_TIMEOUT:-600}
 
 set +e
 timeout --foreground -k 10 "$timeout_s" qemu-system-x86_64 \
-	-accel tcg -cpu max -smp ${GVTPV_L1_SMP:-2} -m 3072 \
+	-accel "${GVTPV_L0_ACCEL:-tcg}" -cpu max -smp ${GVTPV_L1_SMP:-2} -m 3072 \
 	-nodefaults -nographic -no-reboot -serial stdio \
 	-L /usr/share/qemu -bios qboot.rom \
 	-kernel "$KDIR/arch/x86/boot/bzImage" \
