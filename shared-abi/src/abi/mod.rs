@@ -3,7 +3,8 @@
 //! gvtpv ABI: the layouts and rules shared by the host mediator and the guest driver.
 //!
 //! Included verbatim by both kernel modules (`#[path = ".../abi/mod.rs"]`) and by the
-//! `gvtpv_abi` crate. No crate attributes here, no `unsafe`, only `zerocopy`.
+//! `gvtpv_abi` crate. No crate attributes here; safe code only (the crate forbids
+//! `unsafe_code`); layouts through `zerocopy` alone.
 
 pub mod cmd;
 pub mod ctb;
