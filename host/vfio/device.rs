@@ -281,44 +281,28 @@ impl<T: VfioOps> Container<T> {
         }
     }
 
-    /// Common part of `read` and `write`: position, bounds, device.
+    /// Common part of `read` and `write`: checks the position and size, gives `op` the
+    /// device and a kernel buffer of `count` bytes, and advances the position.
     ///
     /// # Safety
     ///
     /// `vdev` as in [`Self::data`]; `ppos` valid for reads and writes.
-    unsafe fn rw_prologue<'a>(
+    unsafe fn rw(
         vdev: *mut bindings::vfio_device,
         count: usize,
         ppos: *mut bindings::loff_t,
-    ) -> Result<(&'a T, u64)> {
-        // SAFETY: by the function contract.
-        let d = unsafe { Self::data(vdev) }.ok_or(ENODEV)?;
-        // SAFETY: the core passes a valid `ppos`.
-        let pos = u64::try_from(unsafe { *ppos }).map_err(|_| EINVAL)?;
-        if count == 0 || count > MAX_RW {
-            return Err(EINVAL);
-        }
-        Ok((d, pos))
-    }
-
-    /// # Safety
-    ///
-    /// Called by the vfio core on a live device allocated by [`Self::alloc`], with the
-    /// pointers of the `vfio_device_ops` contract.
-    unsafe extern "C" fn read(
-        vdev: *mut bindings::vfio_device,
-        ubuf: *mut c_char,
-        count: usize,
-        ppos: *mut bindings::loff_t,
+        op: impl FnOnce(&T, &VfioDevice<'_>, u64, &mut [u8]) -> Result,
     ) -> isize {
         let r = (|| -> Result<isize> {
-            // SAFETY: the core passes its live device and a valid `ppos`.
-            let (d, pos) = unsafe { Self::rw_prologue(vdev, count, ppos) }?;
+            // SAFETY: by the function contract.
+            let d = unsafe { Self::data(vdev) }.ok_or(ENODEV)?;
+            // SAFETY: by the function contract.
+            let pos = u64::try_from(unsafe { *ppos }).map_err(|_| EINVAL)?;
+            if count == 0 || count > MAX_RW {
+                return Err(EINVAL);
+            }
             let mut buf = KVec::from_elem(0u8, count, GFP_KERNEL)?;
-            d.read(&VfioDevice(vdev, PhantomData), pos, &mut buf)?;
-            UserSlice::new(UserPtr::from_ptr(ubuf.cast()), count)
-                .writer()
-                .write_slice(&buf)?;
+            op(d, &VfioDevice(vdev, PhantomData), pos, &mut buf)?;
             // SAFETY: `ppos` is valid; `count` <= MAX_RW cannot overflow a file position
             // that was just checked to be non-negative.
             unsafe { *ppos += count as bindings::loff_t };
@@ -331,25 +315,42 @@ impl<T: VfioOps> Container<T> {
     ///
     /// Called by the vfio core on a live device allocated by [`Self::alloc`], with the
     /// pointers of the `vfio_device_ops` contract.
+    unsafe extern "C" fn read(
+        vdev: *mut bindings::vfio_device,
+        ubuf: *mut c_char,
+        count: usize,
+        ppos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: the core passes its live device and a valid `ppos`.
+        unsafe {
+            Self::rw(vdev, count, ppos, |d, v, pos, buf| {
+                d.read(v, pos, buf)?;
+                UserSlice::new(UserPtr::from_ptr(ubuf.cast()), count)
+                    .writer()
+                    .write_slice(buf)
+            })
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the vfio core on a live device allocated by [`Self::alloc`], with the
+    /// pointers of the `vfio_device_ops` contract.
     unsafe extern "C" fn write(
         vdev: *mut bindings::vfio_device,
         ubuf: *const c_char,
         count: usize,
         ppos: *mut bindings::loff_t,
     ) -> isize {
-        let r = (|| -> Result<isize> {
-            // SAFETY: the core passes its live device and a valid `ppos`.
-            let (d, pos) = unsafe { Self::rw_prologue(vdev, count, ppos) }?;
-            let mut buf = KVec::from_elem(0u8, count, GFP_KERNEL)?;
-            UserSlice::new(UserPtr::from_ptr(ubuf.cast_mut().cast()), count)
-                .reader()
-                .read_slice(&mut buf)?;
-            d.write(&VfioDevice(vdev, PhantomData), pos, &buf)?;
-            // SAFETY: as in `read`.
-            unsafe { *ppos += count as bindings::loff_t };
-            Ok(count as isize)
-        })();
-        r.unwrap_or_else(|e| e.to_errno() as isize)
+        // SAFETY: the core passes its live device and a valid `ppos`.
+        unsafe {
+            Self::rw(vdev, count, ppos, |d, v, pos, buf| {
+                UserSlice::new(UserPtr::from_ptr(ubuf.cast_mut().cast()), count)
+                    .reader()
+                    .read_slice(buf)?;
+                d.write(v, pos, buf)
+            })
+        }
     }
 
     /// # Safety
