@@ -199,20 +199,14 @@ impl GpuCmd {
         let wide = |a: u64, align: u64| a >> 48 != 0 || a % align != 0;
         let mut b = [0u32; 10];
         let n = match *self {
-            Self::Noop => {
-                b[0] = mi(op::NOOP, 0);
-                1
-            }
-            Self::UserInterrupt => {
-                b[0] = mi(op::USER_INTERRUPT, 0);
-                1
-            }
-            Self::ArbCheck => {
-                b[0] = mi(op::ARB_CHECK, 0);
-                1
-            }
-            Self::BatchBufferEnd => {
-                b[0] = mi(op::BB_END, 0);
+            Self::Noop | Self::UserInterrupt | Self::ArbCheck | Self::BatchBufferEnd => {
+                let opcode = match self {
+                    Self::Noop => op::NOOP,
+                    Self::UserInterrupt => op::USER_INTERRUPT,
+                    Self::ArbCheck => op::ARB_CHECK,
+                    _ => op::BB_END,
+                };
+                b[0] = mi(opcode, 0);
                 1
             }
             Self::BatchBufferStart {
