@@ -23,10 +23,19 @@ if [ -n "${KDIR:-}" ]; then
 fi
 
 SRC_PKG=linux-source-7.2
+# GVTPV_KCONFIG=debug adds scripts/kernel/debug.config (KASAN) in a tree of its own.
+flavour=${GVTPV_KCONFIG:-}
+fragments=("$GVTPV_TOP/scripts/kernel/gvtpv.config")
+case "$flavour" in
+"") ;;
+debug) fragments+=("$GVTPV_TOP/scripts/kernel/debug.config") ;;
+*) die "unknown GVTPV_KCONFIG=$flavour" "use GVTPV_KCONFIG=debug or leave it unset" ;;
+esac
 # The source tree is keyed by the patch set; the build inside it by config and toolchain,
 # so a config change rebuilds incrementally instead of from scratch.
 key=$( { echo "$SRC_PKG"; cat "$GVTPV_TOP"/scripts/kernel/patches/*.patch; } | sha256sum | cut -c1-12)
-build_key=$( { cat "$GVTPV_TOP"/scripts/kernel/gvtpv.config; rustc --version; clang-19 --version | head -1; } |
+key=$key${flavour:+-$flavour}
+build_key=$( { cat "${fragments[@]}"; rustc --version; clang-19 --version | head -1; } |
 	sha256sum | cut -c1-12)
 tree=$GVTPV_CACHE/kernel/$key/linux
 if [ "$(cat "$tree/.gvtpv-built" 2>/dev/null)" = "$build_key" ]; then
@@ -64,18 +73,18 @@ touch "$tree/.gvtpv-patched"
 fi
 
 # 3. Config: tinyconfig plus our fragment, then check every symbol we asked for.
-step "kernel: configuring (tinyconfig + scripts/kernel/gvtpv.config)" >&2
+step "kernel: configuring (tinyconfig + ${fragments[*]##*/})" >&2
 mk=(make -C "$tree" LLVM=1 -j"$(nproc)")
 logged "$KDIR_LOG" "${mk[@]}" rustavailable
 logged "$KDIR_LOG" "${mk[@]}" tinyconfig
 ( cd "$tree" && KCONFIG_CONFIG=.config scripts/kconfig/merge_config.sh -m .config \
-	"$GVTPV_TOP/scripts/kernel/gvtpv.config" ) >>"$KDIR_LOG" 2>&1
+	"${fragments[@]}" ) >>"$KDIR_LOG" 2>&1
 logged "$KDIR_LOG" "${mk[@]}" olddefconfig
 bad=0
 while IFS= read -r line; do
 	case "$line" in CONFIG_*=*) ;; *) continue ;; esac
 	grep -qx "$line" "$tree/.config" || { echo "gvtpv: kernel config lacks $line" >&2; bad=1; }
-done <"$GVTPV_TOP/scripts/kernel/gvtpv.config"
+done < <(cat "${fragments[@]}")
 [ $bad = 0 ] || die "the kernel config did not take every symbol of gvtpv.config" \
 	"a dependency is missing; see make menuconfig in $tree"
 
@@ -83,9 +92,11 @@ done <"$GVTPV_TOP/scripts/kernel/gvtpv.config"
 step "kernel: building bzImage and modules with LLVM=1 (about 7 min on 2 cores); log: $KDIR_LOG" >&2
 logged "$KDIR_LOG" "${mk[@]}" bzImage modules
 echo "$build_key" >"$tree/.gvtpv-built"
-# Keep only this tree: old keys are dead weight of about 2 GiB each.
+# Keep only this tree of this flavour: old keys are dead weight of about 2 GiB each.
 for old in "$GVTPV_CACHE"/kernel/*; do
-	[ "$old" = "$GVTPV_CACHE/kernel/$key" ] || rm -rf "$old"
+	[ "$old" = "$GVTPV_CACHE/kernel/$key" ] && continue
+	case "${old##*/}" in *-*) [ -n "$flavour" ] || continue ;; *) [ -z "$flavour" ] || continue ;; esac
+	rm -rf "$old"
 done
 step "kernel: built $key/$build_key" >&2
 echo "$tree"
