@@ -25,7 +25,7 @@ check:
 demo:
 	@scripts/demo.sh
 
-# Run one scenario by name: make scenario NAME=identify [L2ACCEL=kvm]
+# Run one scenario by name: make scenario NAME=identify [L2ACCEL=tcg] (L2 on KVM by default)
 scenario: modules
 	@scripts/vm/images.sh "$$(scripts/kernel.sh | tail -n 1)"
 	@scripts/vm/run.sh "$$(scripts/kernel.sh | tail -n 1)" $(NAME) $(L2ACCEL)

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$GVTPV_TOP"
 
 SCENARIOS=(${GVTPV_SCENARIOS:-identify two-vgpus refuse})
-L2ACCEL=${GVTPV_L2_ACCEL:-tcg}
+L2ACCEL=${GVTPV_L2_ACCEL:-kvm}
 passed=0 failed=0 skipped=0
 R=$GVTPV_TOP/build/check
 rm -rf "$R" && mkdir -p "$R"

@@ -5,7 +5,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$GVTPV_TOP"
-L2ACCEL=${GVTPV_L2_ACCEL:-tcg}
+L2ACCEL=${GVTPV_L2_ACCEL:-kvm}
 
 t=$(date +%s)
 step "demo: host tools"
