@@ -1,16 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The GEN9 commands this project emits and parses (guest, userspace tests, the host's
-//! command parser and the simulated engines), with the length rules of the GEN9
-//! documentation: a multi-dword command's length field is its dword count minus two.
+//! command parser and the simulated engines).
 //!
 //! Encodings follow i915's `intel_gpu_commands.h`. Addresses are 48-bit, written as
-//! (low, high) dwords. Anything else decodes as [`GpuCmdError::Unknown`], which is what a
-//! whitelisting command parser wants.
+//! (low, high) dwords. How long a command is comes from one place, the GEN9 length
+//! [`table`] (every command GVT-g knows); this module decodes the fields of the subset
+//! gvtpv uses and reports anything else as [`GpuCmdError::Unknown`] with its length, so a
+//! parser can step over it or refuse it by its own policy.
+
+pub mod table;
+
+/// Most registers in one `MI_LOAD_REGISTER_IMM` (i915's
+/// `MI_LOAD_REGISTER_IMM_MAX_REGS`; the 8-bit length field would allow 128).
+pub const LRI_MAX_REGS: usize = 126;
 
 /// A decoded command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GpuCmd {
+pub enum GpuCmd<'a> {
     /// `MI_NOOP`.
     Noop,
     /// `MI_USER_INTERRUPT`.
@@ -28,7 +35,8 @@ pub enum GpuCmd {
         /// A second-level batch (returns to the first level at its end).
         second_level: bool,
     },
-    /// `MI_STORE_DATA_IMM` of a dword (4 dwords) or a qword (5 dwords).
+    /// `MI_STORE_DATA_IMM` of a dword (4 dwords, length field 2) or, as i915's
+    /// `MI_STORE_QWORD_IMM_GEN8`, a qword (5 dwords, length field 3 and bit 21 set).
     StoreDataImm {
         /// Destination (4-byte aligned; 8 for a qword).
         addr: u64,
@@ -46,12 +54,14 @@ pub enum GpuCmd {
         /// The value.
         value: u32,
     },
-    /// `MI_LOAD_REGISTER_IMM` of one register (the parser checks the offset).
+    /// `MI_LOAD_REGISTER_IMM` of `n` registers: length field `2n - 1`, then `n`
+    /// (offset, value) pairs (the parser's whitelist checks the offsets).
     LoadRegisterImm {
-        /// MMIO offset (4-byte aligned, below 8 MiB).
-        reg: u32,
-        /// The value.
-        value: u32,
+        /// The pairs, flattened: offset, value, offset, value, ... Offsets are 4-byte
+        /// aligned and below 8 MiB; 1 to [`LRI_MAX_REGS`] pairs.
+        pairs: &'a [u32],
+        /// `MI_LRI_FORCE_POSTED` (bit 12), as i915 sets it in context images.
+        posted: bool,
     },
     /// `MI_FLUSH_DW` with a post-sync dword write (4 dwords).
     FlushDw {
@@ -118,8 +128,12 @@ pub enum GpuCmd {
 /// Why a command stream does not decode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GpuCmdError {
-    /// Not a command of the supported subset (the dword is the header).
+    /// Not a GEN9 command at all: no entry in the length [`table`] (the dword is the
+    /// header).
     Unknown(u32),
+    /// A GEN9 command outside the decoded subset: its header and length in dwords (from
+    /// the [`table`]), so a parser can skip or refuse it.
+    Unsupported(u32, u32),
     /// The length field disagrees with the command.
     BadLength(u32),
     /// Fewer dwords left than the command needs.
@@ -133,6 +147,8 @@ const fn mi(op: u32, flags: u32) -> u32 {
 }
 
 const MI_USE_GGTT: u32 = 1 << 22;
+const MI_SDI_QWORD: u32 = 1 << 21;
+const MI_LRI_FORCE_POSTED: u32 = 1 << 12;
 const MI_BB_PPGTT: u32 = 1 << 8;
 const MI_BB_SECOND_LEVEL: u32 = 1 << 22;
 const MI_FLUSH_DW_OP_STOREDW: u32 = 1 << 14;
@@ -188,7 +204,19 @@ fn pack_xy(p: (u16, u16)) -> u32 {
     u32::from(p.0) | (u32::from(p.1) << 16)
 }
 
-impl GpuCmd {
+fn put(out: &mut [u32], at: usize, words: &[u32]) -> Result<usize, GpuCmdError> {
+    let end = at + words.len();
+    out.get_mut(at..end)
+        .ok_or(GpuCmdError::Truncated)?
+        .copy_from_slice(words);
+    Ok(end)
+}
+
+fn lri_reg_ok(reg: u32) -> bool {
+    reg % 4 == 0 && reg < 1 << 23
+}
+
+impl<'a> GpuCmd<'a> {
     /// Encodes into `out`, returning the dwords used.
     ///
     /// # Errors
@@ -197,8 +225,7 @@ impl GpuCmd {
     /// or an out-of-range field; [`GpuCmdError::Truncated`] if `out` is too small.
     pub fn encode(&self, out: &mut [u32]) -> Result<usize, GpuCmdError> {
         let wide = |a: u64, align: u64| a >> 48 != 0 || a % align != 0;
-        let mut b = [0u32; 10];
-        let n = match *self {
+        match *self {
             Self::Noop | Self::UserInterrupt | Self::ArbCheck | Self::BatchBufferEnd => {
                 let opcode = match self {
                     Self::Noop => op::NOOP,
@@ -206,8 +233,7 @@ impl GpuCmd {
                     Self::ArbCheck => op::ARB_CHECK,
                     _ => op::BB_END,
                 };
-                b[0] = mi(opcode, 0);
-                1
+                put(out, 0, &[mi(opcode, 0)])
             }
             Self::BatchBufferStart {
                 addr,
@@ -219,8 +245,7 @@ impl GpuCmd {
                 }
                 let f = if ppgtt { MI_BB_PPGTT } else { 0 }
                     | if second_level { MI_BB_SECOND_LEVEL } else { 0 };
-                b[..3].copy_from_slice(&[mi(op::BB_START, 1) | f, lo(addr), hi(addr)]);
-                3
+                put(out, 0, &[mi(op::BB_START, 1) | f, lo(addr), hi(addr)])
             }
             Self::StoreDataImm {
                 addr,
@@ -233,85 +258,74 @@ impl GpuCmd {
                 }
                 let g = if ggtt { MI_USE_GGTT } else { 0 };
                 if qword {
-                    b[..5].copy_from_slice(&[
-                        mi(op::STORE_DATA_IMM, 3) | g,
-                        lo(addr),
-                        hi(addr),
-                        lo(value),
-                        hi(value),
-                    ]);
-                    5
+                    let h = mi(op::STORE_DATA_IMM, 3) | MI_SDI_QWORD | g;
+                    put(out, 0, &[h, lo(addr), hi(addr), lo(value), hi(value)])
                 } else {
-                    b[..4].copy_from_slice(&[
-                        mi(op::STORE_DATA_IMM, 2) | g,
-                        lo(addr),
-                        hi(addr),
-                        lo(value),
-                    ]);
-                    4
+                    let h = mi(op::STORE_DATA_IMM, 2) | g;
+                    put(out, 0, &[h, lo(addr), hi(addr), lo(value)])
                 }
             }
             Self::StoreDwordIndex { index, value } => {
                 if index >= 1024 {
                     return Err(GpuCmdError::BadField);
                 }
-                b[..3].copy_from_slice(&[mi(op::STORE_DWORD_INDEX, 1), index << 2, value]);
-                3
+                put(out, 0, &[mi(op::STORE_DWORD_INDEX, 1), index << 2, value])
             }
-            Self::LoadRegisterImm { reg, value } => {
-                if reg % 4 != 0 || reg >= 1 << 23 {
+            Self::LoadRegisterImm { pairs, posted } => {
+                let n = pairs.len() / 2;
+                if pairs.len() % 2 != 0
+                    || !(1..=LRI_MAX_REGS).contains(&n)
+                    || pairs.iter().step_by(2).any(|r| !lri_reg_ok(*r))
+                {
                     return Err(GpuCmdError::BadField);
                 }
-                b[..3].copy_from_slice(&[mi(op::LRI, 1), reg, value]);
-                3
+                let p = if posted { MI_LRI_FORCE_POSTED } else { 0 };
+                // Length field 2n - 1: n pairs plus the header, minus the bias of 2.
+                let at = put(out, 0, &[mi(op::LRI, 2 * n as u32 - 1) | p])?;
+                put(out, at, pairs)
             }
             Self::FlushDw { addr, value } => {
                 if wide(addr, 8) {
                     return Err(GpuCmdError::BadField);
                 }
-                b[..4].copy_from_slice(&[
-                    mi(op::FLUSH_DW, 2) | MI_FLUSH_DW_OP_STOREDW,
-                    lo(addr) | MI_FLUSH_DW_USE_GTT,
-                    hi(addr),
-                    value,
-                ]);
-                4
+                let h = mi(op::FLUSH_DW, 2) | MI_FLUSH_DW_OP_STOREDW;
+                put(
+                    out,
+                    0,
+                    &[h, lo(addr) | MI_FLUSH_DW_USE_GTT, hi(addr), value],
+                )
             }
             Self::PipeControl { addr, value } => {
                 if wide(addr, 8) {
                     return Err(GpuCmdError::BadField);
                 }
-                b[..6].copy_from_slice(&[
+                let w = [
                     PIPE_CONTROL | (6 - 2),
                     PC_QW_WRITE | PC_CS_STALL | PC_GLOBAL_GTT,
                     lo(addr),
                     hi(addr),
                     lo(value),
                     hi(value),
-                ]);
-                6
+                ];
+                put(out, 0, &w)
             }
             Self::SemaphoreWait { addr, value, op } => {
                 if wide(addr, 4) || op > 5 {
                     return Err(GpuCmdError::BadField);
                 }
                 let f = MI_USE_GGTT | MI_SEMAPHORE_POLL | (u32::from(op) << MI_SEMAPHORE_OP_SHIFT);
-                b[..4].copy_from_slice(&[mi(op::SEMAPHORE_WAIT, 2) | f, value, lo(addr), hi(addr)]);
-                4
+                put(
+                    out,
+                    0,
+                    &[mi(op::SEMAPHORE_WAIT, 2) | f, value, lo(addr), hi(addr)],
+                )
             }
             Self::CopyMemMem { dst, src } => {
                 if wide(dst, 4) || wide(src, 4) {
                     return Err(GpuCmdError::BadField);
                 }
-                let f = MI_USE_GGTT | MI_CMM_DST_GGTT;
-                b[..5].copy_from_slice(&[
-                    mi(op::COPY_MEM_MEM, 3) | f,
-                    lo(dst),
-                    hi(dst),
-                    lo(src),
-                    hi(src),
-                ]);
-                5
+                let h = mi(op::COPY_MEM_MEM, 3) | MI_USE_GGTT | MI_CMM_DST_GGTT;
+                put(out, 0, &[h, lo(dst), hi(dst), lo(src), hi(src)])
             }
             Self::ColorBlt {
                 dst,
@@ -323,7 +337,7 @@ impl GpuCmd {
                 if wide(dst, 4) || from.0 >= to.0 || from.1 >= to.1 {
                     return Err(GpuCmdError::BadField);
                 }
-                b[..7].copy_from_slice(&[
+                let w = [
                     XY_COLOR_BLT | BLT_WRITE_RGBA | (7 - 2),
                     BR13_32BPP | (0xf0 << 16) | u32::from(pitch),
                     pack_xy(from),
@@ -331,8 +345,8 @@ impl GpuCmd {
                     lo(dst),
                     hi(dst),
                     color,
-                ]);
-                7
+                ];
+                put(out, 0, &w)
             }
             Self::SrcCopyBlt {
                 dst,
@@ -346,7 +360,7 @@ impl GpuCmd {
                 if wide(dst, 4) || wide(src, 4) || from.0 >= to.0 || from.1 >= to.1 {
                     return Err(GpuCmdError::BadField);
                 }
-                b = [
+                let w = [
                     XY_SRC_COPY_BLT | BLT_WRITE_RGBA | (10 - 2),
                     BR13_32BPP | (0xcc << 16) | u32::from(dst_pitch),
                     pack_xy(from),
@@ -358,27 +372,36 @@ impl GpuCmd {
                     lo(src),
                     hi(src),
                 ];
-                10
+                put(out, 0, &w)
             }
-        };
-        let dst = out.get_mut(..n).ok_or(GpuCmdError::Truncated)?;
-        dst.copy_from_slice(&b[..n]);
-        Ok(n)
+        }
     }
 
     /// Decodes the command at the start of `s`, returning it and its length in dwords.
     ///
+    /// The length comes from the GEN9 [`table`] (blitter commands on the blitter ring,
+    /// everything else on the render ring); a command of the subset must also have the
+    /// length its encoding defines.
+    ///
     /// # Errors
     ///
     /// A [`GpuCmdError`]; never reads past `s`.
-    pub fn decode(s: &[u32]) -> Result<(Self, usize), GpuCmdError> {
+    pub fn decode(s: &'a [u32]) -> Result<(Self, usize), GpuCmdError> {
         let h = *s.first().ok_or(GpuCmdError::Truncated)?;
-        let take = |n: usize| s.get(..n).ok_or(GpuCmdError::Truncated);
-        let len = |n: u32, mask: u32| {
-            if h & mask != n - 2 {
-                Err(GpuCmdError::BadLength(h))
+        let on = if h >> 29 == 2 {
+            table::ring::BCS
+        } else {
+            table::ring::RCS
+        };
+        let info = table::lookup(h, on).map_err(|_| GpuCmdError::Unknown(h))?;
+        let n = info.length(h).map_err(|_| GpuCmdError::BadLength(h))?;
+        let unsupported = Err(GpuCmdError::Unsupported(h, n));
+        let s = s.get(..n as usize).ok_or(GpuCmdError::Truncated)?;
+        let want = |k: u32| {
+            if n == k {
+                Ok(())
             } else {
-                Ok(n as usize)
+                Err(GpuCmdError::BadLength(h))
             }
         };
         let only = |allowed: u32| {
@@ -388,25 +411,24 @@ impl GpuCmd {
                 Ok(())
             }
         };
+        let words = |k: usize| s.get(..k).ok_or(GpuCmdError::Truncated);
         match h >> 29 {
             0 => {}
-            2 => return Self::decode_blt(s, h),
-            3 if h & !0xff == PIPE_CONTROL => {
-                let n = len(6, 0xff)?;
+            2 => return Self::decode_blt(s, h, n),
+            _ if h & !0xff == PIPE_CONTROL => {
+                want(6)?;
                 let [_, flags, al, ah, vl, vh] =
-                    take(n)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                    words(6)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
                 if flags != PC_QW_WRITE | PC_CS_STALL | PC_GLOBAL_GTT || al % 8 != 0 {
                     return Err(GpuCmdError::BadField);
                 }
-                return Ok((
-                    Self::PipeControl {
-                        addr: addr(al, ah)?,
-                        value: u64::from(vl) | (u64::from(vh) << 32),
-                    },
-                    n,
-                ));
+                let c = Self::PipeControl {
+                    addr: addr(al, ah)?,
+                    value: u64::from(vl) | (u64::from(vh) << 32),
+                };
+                return Ok((c, 6));
             }
-            _ => return Err(GpuCmdError::Unknown(h)),
+            _ => return unsupported,
         }
         let opcode = (h >> 23) & 0x3f;
         let base = mi(opcode, 0);
@@ -424,8 +446,8 @@ impl GpuCmd {
             op::BB_END => one(Self::BatchBufferEnd),
             op::BB_START => {
                 only(base | MI_BB_PPGTT | MI_BB_SECOND_LEVEL | 0xff)?;
-                let n = len(3, 0xff)?;
-                let [_, l, hh] = take(n)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                want(3)?;
+                let [_, l, hh] = words(3)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
                 if l % 4 != 0 {
                     return Err(GpuCmdError::BadField);
                 }
@@ -434,13 +456,14 @@ impl GpuCmd {
                     ppgtt: h & MI_BB_PPGTT != 0,
                     second_level: h & MI_BB_SECOND_LEVEL != 0,
                 };
-                Ok((c, n))
+                Ok((c, 3))
             }
             op::STORE_DATA_IMM => {
-                only(base | MI_USE_GGTT | 0x3ff)?;
-                let qword = h & 0x3ff == 3;
-                let n = len(if qword { 5 } else { 4 }, 0x3ff)?;
-                let (l, hh, value) = match *take(n)? {
+                only(base | MI_USE_GGTT | MI_SDI_QWORD | 0x3ff)?;
+                // i915's two forms: a dword (length 2) or, with bit 21, a qword (length 3).
+                let qword = h & MI_SDI_QWORD != 0;
+                want(if qword { 5 } else { 4 })?;
+                let (l, hh, value) = match *s {
                     [_, l, hh, v] => (l, hh, u64::from(v)),
                     [_, l, hh, v, w] => (l, hh, u64::from(v) | (u64::from(w) << 32)),
                     _ => return Err(GpuCmdError::Truncated),
@@ -448,56 +471,57 @@ impl GpuCmd {
                 if l % if qword { 8 } else { 4 } != 0 {
                     return Err(GpuCmdError::BadField);
                 }
-                Ok((
-                    Self::StoreDataImm {
-                        addr: addr(l, hh)?,
-                        ggtt: h & MI_USE_GGTT != 0,
-                        value,
-                        qword,
-                    },
-                    n,
-                ))
+                let c = Self::StoreDataImm {
+                    addr: addr(l, hh)?,
+                    ggtt: h & MI_USE_GGTT != 0,
+                    value,
+                    qword,
+                };
+                Ok((c, n as usize))
             }
             op::STORE_DWORD_INDEX => {
                 only(base | 0xff)?;
-                let n = len(3, 0xff)?;
-                let [_, idx, value] = take(n)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                want(3)?;
+                let [_, idx, value] = words(3)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
                 if idx % 4 != 0 || idx >> 2 >= 1024 {
                     return Err(GpuCmdError::BadField);
                 }
-                Ok((
-                    Self::StoreDwordIndex {
-                        index: idx >> 2,
-                        value,
-                    },
-                    n,
-                ))
+                let c = Self::StoreDwordIndex {
+                    index: idx >> 2,
+                    value,
+                };
+                Ok((c, 3))
             }
             op::LRI => {
-                only(base | 0xff)?;
-                let n = len(3, 0xff)?;
-                let [_, reg, value] = take(n)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
-                if reg % 4 != 0 || reg >= 1 << 23 {
+                only(base | MI_LRI_FORCE_POSTED | 0xff)?;
+                // Length field 2n - 1: the command is 2n + 1 dwords, odd, at least 3.
+                let regs = (n as usize).saturating_sub(1) / 2;
+                if n % 2 == 0 || !(1..=LRI_MAX_REGS).contains(&regs) {
+                    return Err(GpuCmdError::BadLength(h));
+                }
+                let pairs = s.get(1..).ok_or(GpuCmdError::Truncated)?;
+                if pairs.iter().step_by(2).any(|r| !lri_reg_ok(*r)) {
                     return Err(GpuCmdError::BadField);
                 }
-                Ok((Self::LoadRegisterImm { reg, value }, n))
+                let c = Self::LoadRegisterImm {
+                    pairs,
+                    posted: h & MI_LRI_FORCE_POSTED != 0,
+                };
+                Ok((c, n as usize))
             }
             op::FLUSH_DW => {
                 if h != mi(op::FLUSH_DW, 2) | MI_FLUSH_DW_OP_STOREDW {
                     return Err(GpuCmdError::BadField);
                 }
-                let n = 4;
-                let [_, l, hh, value] = take(n)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                let [_, l, hh, value] = words(4)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
                 if l & 0x7 != MI_FLUSH_DW_USE_GTT {
                     return Err(GpuCmdError::BadField);
                 }
-                Ok((
-                    Self::FlushDw {
-                        addr: addr(l & !0x7, hh)?,
-                        value,
-                    },
-                    n,
-                ))
+                let c = Self::FlushDw {
+                    addr: addr(l & !0x7, hh)?,
+                    value,
+                };
+                Ok((c, 4))
             }
             op::SEMAPHORE_WAIT => {
                 only(
@@ -506,74 +530,66 @@ impl GpuCmd {
                 if h & (MI_USE_GGTT | MI_SEMAPHORE_POLL) != MI_USE_GGTT | MI_SEMAPHORE_POLL {
                     return Err(GpuCmdError::BadField);
                 }
-                let n = len(4, 0xff)?;
                 let op = ((h >> MI_SEMAPHORE_OP_SHIFT) & 0x7) as u8;
-                let [_, value, l, hh] = take(n)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                let [_, value, l, hh] = words(4)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
                 if op > 5 || l % 4 != 0 {
                     return Err(GpuCmdError::BadField);
                 }
-                Ok((
-                    Self::SemaphoreWait {
-                        addr: addr(l, hh)?,
-                        value,
-                        op,
-                    },
-                    n,
-                ))
+                let c = Self::SemaphoreWait {
+                    addr: addr(l, hh)?,
+                    value,
+                    op,
+                };
+                Ok((c, 4))
             }
             op::COPY_MEM_MEM => {
                 if h != mi(op::COPY_MEM_MEM, 3) | MI_USE_GGTT | MI_CMM_DST_GGTT {
                     return Err(GpuCmdError::BadField);
                 }
-                let n = 5;
                 let [_, dl, dh, sl, sh] =
-                    take(n)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                    words(5)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
                 if dl % 4 != 0 || sl % 4 != 0 {
                     return Err(GpuCmdError::BadField);
                 }
-                Ok((
-                    Self::CopyMemMem {
-                        dst: addr(dl, dh)?,
-                        src: addr(sl, sh)?,
-                    },
-                    n,
-                ))
+                let c = Self::CopyMemMem {
+                    dst: addr(dl, dh)?,
+                    src: addr(sl, sh)?,
+                };
+                Ok((c, 5))
             }
-            _ => Err(GpuCmdError::Unknown(h)),
+            _ => unsupported,
         }
     }
 
-    fn decode_blt(s: &[u32], h: u32) -> Result<(Self, usize), GpuCmdError> {
-        let take = |n: usize| s.get(..n).ok_or(GpuCmdError::Truncated);
+    fn decode_blt(s: &[u32], h: u32, n: u32) -> Result<(Self, usize), GpuCmdError> {
         let rect_ok = |a: (u16, u16), b: (u16, u16)| a.0 < b.0 && a.1 < b.1;
+        let words = |k: usize| s.get(..k).ok_or(GpuCmdError::Truncated);
         match h & !0xff {
             x if x == XY_COLOR_BLT | BLT_WRITE_RGBA => {
-                if h & 0xff != 7 - 2 {
+                if n != 7 {
                     return Err(GpuCmdError::BadLength(h));
                 }
                 let [_, br13, f, t, dl, dh, color] =
-                    take(7)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                    words(7)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
                 let (from, to) = (xy(f), xy(t));
                 if br13 >> 16 != (BR13_32BPP >> 16) | 0xf0 || dl % 4 != 0 || !rect_ok(from, to) {
                     return Err(GpuCmdError::BadField);
                 }
-                Ok((
-                    Self::ColorBlt {
-                        dst: addr(dl, dh)?,
-                        pitch: br13 as u16,
-                        from,
-                        to,
-                        color,
-                    },
-                    7,
-                ))
+                let c = Self::ColorBlt {
+                    dst: addr(dl, dh)?,
+                    pitch: br13 as u16,
+                    from,
+                    to,
+                    color,
+                };
+                Ok((c, 7))
             }
             x if x == XY_SRC_COPY_BLT | BLT_WRITE_RGBA => {
-                if h & 0xff != 10 - 2 {
+                if n != 10 {
                     return Err(GpuCmdError::BadLength(h));
                 }
                 let [_, br13, f, t, dl, dh, sf, sp, sl, sh] =
-                    take(10)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
+                    words(10)?.try_into().map_err(|_| GpuCmdError::Truncated)?;
                 let (from, to) = (xy(f), xy(t));
                 if br13 >> 16 != (BR13_32BPP >> 16) | 0xcc
                     || sp >> 16 != 0
@@ -594,7 +610,7 @@ impl GpuCmd {
                 };
                 Ok((c, 10))
             }
-            _ => Err(GpuCmdError::Unknown(h)),
+            _ => Err(GpuCmdError::Unsupported(h, n)),
         }
     }
 }

@@ -4,7 +4,10 @@
 
 use super::*;
 
-fn all() -> [GpuCmd; 16] {
+const LRI_ONE: [u32; 2] = [0x2000, 1];
+const LRI_THREE: [u32; 6] = [0x2244, 0xffff_0008, 0x2034, 0, 0x20c0, 5];
+
+fn all() -> [GpuCmd<'static>; 17] {
     [
         GpuCmd::Noop,
         GpuCmd::UserInterrupt,
@@ -37,8 +40,12 @@ fn all() -> [GpuCmd; 16] {
             value: 5,
         },
         GpuCmd::LoadRegisterImm {
-            reg: 0x2000,
-            value: 1,
+            pairs: &LRI_ONE,
+            posted: false,
+        },
+        GpuCmd::LoadRegisterImm {
+            pairs: &LRI_THREE,
+            posted: true,
         },
         GpuCmd::FlushDw {
             addr: 0x8000,
@@ -78,13 +85,20 @@ fn all() -> [GpuCmd; 16] {
 
 #[test]
 fn round_trips_and_lengths() {
-    let want_len = [1, 1, 1, 1, 3, 3, 4, 5, 3, 3, 4, 6, 4, 5, 7, 10];
-    let mut stream = [0u32; 64];
+    let want_len = [1, 1, 1, 1, 3, 3, 4, 5, 3, 3, 7, 4, 6, 4, 5, 7, 10];
+    let mut stream = [0u32; 128];
     let mut at = 0;
     for (c, want) in all().iter().zip(want_len) {
-        let mut out = [0u32; 10];
+        let mut out = [0u32; 16];
         let n = c.encode(&mut out).unwrap();
         assert_eq!(n, want, "{c:?}");
+        // The one length table agrees with every encoding.
+        let on = if out[0] >> 29 == 2 {
+            table::ring::BCS
+        } else {
+            table::ring::RCS
+        };
+        assert_eq!(table::cmd_len(out[0], on), Ok(n as u32), "{c:?}");
         assert_eq!(GpuCmd::decode(&out[..n]), Ok((*c, n)));
         // Multi-dword commands carry their length minus two.
         if n > 1 {
@@ -132,6 +146,24 @@ fn known_encodings() {
     .encode(&mut o)
     .unwrap();
     assert_eq!(o[0], 0x1040_0002);
+    // i915's MI_STORE_QWORD_IMM_GEN8: MI_INSTR(0x20, 3) | BIT(21).
+    GpuCmd::StoreDataImm {
+        addr: 0,
+        ggtt: false,
+        value: 0,
+        qword: true,
+    }
+    .encode(&mut o)
+    .unwrap();
+    assert_eq!(o[0], (0x20 << 23) | 3 | (1 << 21));
+    // MI_LOAD_REGISTER_IMM(3) = MI_INSTR(0x22, 2 * 3 - 1).
+    GpuCmd::LoadRegisterImm {
+        pairs: &LRI_THREE,
+        posted: false,
+    }
+    .encode(&mut o)
+    .unwrap();
+    assert_eq!(o[0], (0x22 << 23) | 5);
     GpuCmd::PipeControl { addr: 0, value: 0 }
         .encode(&mut o)
         .unwrap();
@@ -150,11 +182,45 @@ fn known_encodings() {
 
 #[test]
 fn refusals() {
-    let d = |s: &[u32]| GpuCmd::decode(s).err();
+    fn d(s: &[u32]) -> Option<GpuCmdError> {
+        GpuCmd::decode(s).err()
+    }
     assert_eq!(d(&[]), Some(GpuCmdError::Truncated));
     assert_eq!(d(&[0x0500_0001]), Some(GpuCmdError::BadField));
     assert_eq!(d(&[mi(0x3f, 0)]), Some(GpuCmdError::Unknown(mi(0x3f, 0))));
     assert_eq!(d(&[0x2000_0000]), Some(GpuCmdError::Unknown(0x2000_0000)));
+    // A GEN9 command outside the subset reports its length: MI_LOAD_REGISTER_REG.
+    assert_eq!(
+        d(&[mi(0x2a, 1), 0, 0]),
+        Some(GpuCmdError::Unsupported(mi(0x2a, 1), 3))
+    );
+    // ... and with a length GEN9 does not define, BadLength.
+    assert_eq!(
+        d(&[mi(0x2a, 2), 0, 0, 0]),
+        Some(GpuCmdError::BadLength(mi(0x2a, 2)))
+    );
+    // The qword bit with the dword length, and the dword form with the qword length.
+    assert_eq!(
+        d(&[mi(0x20, 2) | MI_SDI_QWORD, 0, 0, 0]),
+        Some(GpuCmdError::BadLength(mi(0x20, 2) | MI_SDI_QWORD))
+    );
+    assert_eq!(
+        d(&[mi(0x20, 3), 0, 0, 0, 0]),
+        Some(GpuCmdError::BadLength(mi(0x20, 3)))
+    );
+    // LRI: an even length field is not 2n - 1; a bad offset in the second pair.
+    assert_eq!(
+        d(&[mi(0x22, 2), 0x2000, 0, 0]),
+        Some(GpuCmdError::BadLength(mi(0x22, 2)))
+    );
+    assert_eq!(
+        d(&[mi(0x22, 3), 0x2000, 0, 0x2002, 0]),
+        Some(GpuCmdError::BadField)
+    );
+    assert_eq!(
+        d(&[mi(0x22, 3), 0x2000, 0, 0x2004]),
+        Some(GpuCmdError::Truncated)
+    );
     assert_eq!(
         d(&[0x1880_0102, 0, 0, 0]),
         Some(GpuCmdError::BadLength(0x1880_0102))
@@ -193,7 +259,19 @@ fn refusals() {
         Err(GpuCmdError::BadField)
     );
     assert_eq!(
-        GpuCmd::LoadRegisterImm { reg: 3, value: 0 }.encode(&mut o),
+        GpuCmd::LoadRegisterImm {
+            pairs: &[3, 0],
+            posted: false
+        }
+        .encode(&mut o),
+        Err(GpuCmdError::BadField)
+    );
+    assert_eq!(
+        GpuCmd::LoadRegisterImm {
+            pairs: &[],
+            posted: false
+        }
+        .encode(&mut o),
         Err(GpuCmdError::BadField)
     );
     assert_eq!(GpuCmd::Noop.encode(&mut []), Err(GpuCmdError::Truncated));
@@ -210,4 +288,58 @@ proptest::proptest! {
             proptest::prop_assert_eq!(&out[..m], &s[..n]);
         }
     }
+}
+
+#[test]
+fn length_table() {
+    use table::{cmd_len, lookup, ring, LenError, GEN9_CMDS};
+    // Sorted by (kind, opcode) so lookup can bisect; no two entries share an opcode on
+    // a ring; every render and blitter command GVT-g lists is there.
+    for w in GEN9_CMDS.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        assert!(
+            (a.kind as u8, a.opcode) <= (b.kind as u8, b.opcode),
+            "{a:?} {b:?}"
+        );
+        if (a.kind, a.opcode) == (b.kind, b.opcode) {
+            assert_eq!(a.rings & b.rings, 0, "{a:?} {b:?}");
+        }
+    }
+    assert_eq!(GEN9_CMDS.len(), 225);
+    assert!(
+        GEN9_CMDS
+            .iter()
+            .filter(|c| c.rings & ring::RCS != 0)
+            .count()
+            >= 150
+    );
+    assert_eq!(
+        GEN9_CMDS.iter().filter(|c| c.rings == ring::BCS).count(),
+        24
+    );
+    // MI: 6-bit field for MI_FLUSH_DW (bits 7:6 are flags, not length).
+    assert_eq!(cmd_len(mi(0x26, 2) | 0xc0, ring::BCS), Ok(4));
+    // MI_STORE_DATA_IMM: 10-bit field; bit 21 does not change the length.
+    assert_eq!(cmd_len(mi(0x20, 3) | (1 << 21), ring::RCS), Ok(5));
+    // MI_BATCH_BUFFER_START: 8-bit field.
+    assert_eq!(cmd_len(0x1880_0101, ring::VECS), Ok(3));
+    // 2D: 8-bit field plus 2, only on the blitter.
+    assert_eq!(cmd_len(0x54f0_0008, ring::BCS), Ok(10));
+    assert_eq!(cmd_len(0x54f0_0008, ring::RCS), Err(LenError::Unknown));
+    // 3D: PIPE_CONTROL (6), 3DPRIMITIVE (7), 3DSTATE_VERTEX_BUFFERS (1 + 4n).
+    assert_eq!(cmd_len(0x7a00_0004, ring::RCS), Ok(6));
+    assert_eq!(cmd_len(0x7b00_0005, ring::RCS), Ok(7));
+    assert_eq!(cmd_len(0x7808_0007, ring::RCS), Ok(9));
+    assert_eq!(
+        lookup(0x7808_0007, ring::RCS).unwrap().name,
+        "3DSTATE_VERTEX_BUFFERS"
+    );
+    // Fixed lengths ignore the low bits; exact lengths refuse any other.
+    assert_eq!(cmd_len(mi(0x0a, 0), ring::RCS), Ok(1));
+    assert_eq!(cmd_len(mi(0x1c, 2), ring::RCS), Ok(4));
+    assert_eq!(cmd_len(mi(0x1c, 3), ring::RCS), Err(LenError::BadLength));
+    // Types with no decoder on a ring, and holes in the opcode space.
+    assert_eq!(cmd_len(0x2000_0000, ring::RCS), Err(LenError::Unknown));
+    assert_eq!(cmd_len(mi(0x3f, 0), ring::RCS), Err(LenError::Unknown));
+    assert_eq!(cmd_len(0x7a00_0004, ring::BCS), Err(LenError::Unknown));
 }
