@@ -16,7 +16,19 @@ pub const PTE_PAT: u64 = 1 << 7;
 /// In a page-directory entry: maps a 2 MiB page (`GEN8_PDE_PS_2M`).
 pub const PDE_PS_2M: u64 = 1 << 7;
 /// In a page-directory entry: its page table holds 64 KiB entries (`GEN8_PDE_IPS_64K`).
+///
+/// The bit covers the whole page table, i.e. the whole 2 MiB the entry maps: the
+/// hardware then reads only slots 0, 16, ..., 496 of the table, each as a 64 KiB page.
+/// i915 sets it only after filling all 32 used slots with 64 KiB-aligned pages
+/// (`gen8_ppgtt_insert_huge`); GVT-g walks such a table with a stride of 16 and ignores
+/// writes to the other slots (`gvt/gtt.c`). See [`check_pt_64k`].
 pub const PDE_IPS_64K: u64 = 1 << 11;
+/// Entries in one page table (or directory).
+pub const PT_ENTRIES: usize = 512;
+/// Slot stride of the entries the hardware uses in a 64 KiB page table.
+pub const PT_64K_STRIDE: usize = 16;
+/// Used entries in a 64 KiB page table (512 / 16).
+pub const PT_64K_ENTRIES: usize = PT_ENTRIES / PT_64K_STRIDE;
 /// Address bits of an entry: 38:12 (39-bit physical addresses, as GEN9).
 pub const PTE_ADDR_MASK: u64 = ((1 << 39) - 1) & !0xfff;
 
@@ -87,13 +99,81 @@ pub fn pt_index_64k(va: u64) -> usize {
     (((va >> 16) & 0x1f) * 16) as usize
 }
 
-/// The largest page size usable at `va` for `len` bytes mapping physical `pa`:
-/// 2 MiB, 64 KiB or 4 KiB, by alignment of both addresses and the remaining length.
+/// The largest page size usable at `va` for `len` bytes mapping the contiguous physical
+/// range at `pa`: 2 MiB, 64 KiB or 4 KiB.
+///
+/// 2 MiB needs both addresses 2 MiB aligned and `len >= 2 MiB`. 64 KiB is a property of a
+/// whole page table ([`PDE_IPS_64K`]), so it needs the table's full 2 MiB: `va` 2 MiB
+/// aligned, `pa` 64 KiB aligned and `len >= 2 MiB`. Anything else is 4 KiB.
 pub fn best_page_size(va: u64, pa: u64, len: u64) -> u64 {
-    [SZ_2M, SZ_64K, SZ_4K]
-        .into_iter()
-        .find(|&s| va % s == 0 && pa % s == 0 && len >= s)
-        .unwrap_or(SZ_4K)
+    if len < SZ_2M || va % SZ_2M != 0 {
+        SZ_4K
+    } else if pa % SZ_2M == 0 {
+        SZ_2M
+    } else if pa % SZ_64K == 0 {
+        SZ_64K
+    } else {
+        SZ_4K
+    }
+}
+
+/// Why a page-directory entry or a page table is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PtError {
+    /// A directory entry has both [`PDE_PS_2M`] and [`PDE_IPS_64K`].
+    PsAndIps,
+    /// A table is not [`PT_ENTRIES`] entries long.
+    BadTableSize,
+    /// Used slot `n` of a 64 KiB table is present but not a 64 KiB page (its address is
+    /// not 64 KiB aligned).
+    Not64k(usize),
+}
+
+/// What a present page-directory entry points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PdeTarget {
+    /// A 2 MiB page.
+    Page2M,
+    /// A page table of 4 KiB entries.
+    Table4k,
+    /// A page table of 64 KiB entries (every 16th slot used).
+    Table64k,
+}
+
+/// Classifies a present page-directory entry.
+///
+/// # Errors
+///
+/// [`PtError::PsAndIps`].
+pub fn pde_target(pde: u64) -> Result<PdeTarget, PtError> {
+    match (pde & PDE_PS_2M != 0, pde & PDE_IPS_64K != 0) {
+        (true, true) => Err(PtError::PsAndIps),
+        (true, false) => Ok(PdeTarget::Page2M),
+        (false, true) => Ok(PdeTarget::Table64k),
+        (false, false) => Ok(PdeTarget::Table4k),
+    }
+}
+
+/// Checks a page table under a directory entry with [`PDE_IPS_64K`]: all
+/// [`PT_64K_ENTRIES`] used slots (0, 16, ..., 496) are 64 KiB entries or not present;
+/// the other slots are ignored, as the hardware and GVT-g ignore them.
+///
+/// A table with a 4 KiB page in a used slot cannot be marked 64 KiB: it must be split
+/// (the whole table becomes 4 KiB entries) or refused.
+///
+/// # Errors
+///
+/// [`PtError::BadTableSize`], [`PtError::Not64k`] with the first offending slot.
+pub fn check_pt_64k(pt: &[u64]) -> Result<(), PtError> {
+    if pt.len() != PT_ENTRIES {
+        return Err(PtError::BadTableSize);
+    }
+    for (i, e) in pt.iter().enumerate().step_by(PT_64K_STRIDE) {
+        if e & PTE_PRESENT != 0 && (e & PTE_ADDR_MASK) % SZ_64K != 0 {
+            return Err(PtError::Not64k(i));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `[start, start + len)` lies inside `[base, base + size)`, without overflow.
@@ -157,8 +237,40 @@ mod tests {
         assert_eq!(pt_index_64k(0x1f_0000), 496);
         assert_eq!(best_page_size(0x20_0000, 0x40_0000, 0x20_0000), SZ_2M);
         assert_eq!(best_page_size(0x20_0000, 0x41_0000, 0x20_0000), SZ_64K);
-        assert_eq!(best_page_size(0x20_0000, 0x40_0000, 0x1_0000), SZ_64K);
+        // 64 KiB covers a whole table: one 64 KiB chunk, or a table entered in the
+        // middle, is 4 KiB.
+        assert_eq!(best_page_size(0x20_0000, 0x40_0000, 0x1_0000), SZ_4K);
+        assert_eq!(best_page_size(0x21_0000, 0x41_0000, 0x20_0000), SZ_4K);
         assert_eq!(best_page_size(0x1000, 0x40_0000, 0x20_0000), SZ_4K);
+    }
+
+    #[test]
+    fn sixty_four_k_tables() {
+        assert_eq!(pde_target(0x1000 | 1), Ok(PdeTarget::Table4k));
+        assert_eq!(
+            pde_target(0x1000 | 1 | PDE_IPS_64K),
+            Ok(PdeTarget::Table64k)
+        );
+        assert_eq!(pde_target(0x20_0000 | 1 | PDE_PS_2M), Ok(PdeTarget::Page2M));
+        assert_eq!(
+            pde_target(1 | PDE_PS_2M | PDE_IPS_64K),
+            Err(PtError::PsAndIps)
+        );
+        // All 32 used slots 64 KiB pages; junk in the unused slots is ignored.
+        let mut pt = [0u64; PT_ENTRIES];
+        for (k, i) in (0..PT_ENTRIES).step_by(PT_64K_STRIDE).enumerate() {
+            pt[i] = encode_pte(0x100_0000 + k as u64 * SZ_64K, true, 0);
+            pt[i + 1] = encode_pte(0x1000, true, 0);
+        }
+        assert_eq!(check_pt_64k(&pt), Ok(()));
+        // One used slot not present (scratch) is fine.
+        pt[32] = 0;
+        assert_eq!(check_pt_64k(&pt), Ok(()));
+        // The last used slot a 4 KiB page: the table cannot be a 64 KiB table.
+        pt[496] = encode_pte(0x200_1000, true, 0);
+        assert_eq!(check_pt_64k(&pt), Err(PtError::Not64k(496)));
+        assert_eq!(check_pt_64k(&pt[..256]), Err(PtError::BadTableSize));
+        assert_eq!(PT_64K_ENTRIES, 32);
     }
 
     #[test]
