@@ -20,15 +20,7 @@ check "per-vGPU debugfs directory" test -r "$DBG/$u/info"
 cat "$DBG/$u/info"
 
 check "L2 boots on the vGPU and identifies it" boot_l2 "$u" identify /tmp/l2.log
-guest=$(sed -n 's/.*GVTPV-GUEST-INFO //p' /tmp/l2.log)
-host_ap=$(field "$DBG/$u/info" aperture)
-host_hid=$(field "$DBG/$u/info" hidden)
-host_id=$(field "$DBG/$u/info" vgt_id)
-echo "host: id $host_id aperture $host_ap hidden $host_hid; guest: $guest"
-case "$guest" in *"vGPU $host_id PVINFO 1.0 caps 0xc GGTT 4096 MiB aperture $host_ap hidden $host_hid fences 4"*)
-	ok "guest identification matches the host's vGPU" ;;
-*) notok "guest identification matches the host's vGPU" ;;
-esac
+expect_identified "guest identification matches the host's vGPU" "$u" /tmp/l2.log
 cat "$DBG/$u/counters"
 reads=$(field "$DBG/$u/counters" pvinfo_read)
 check "PVINFO reads were trapped and counted ($reads)" test "$reads" -ge 1024

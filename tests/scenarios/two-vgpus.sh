@@ -8,7 +8,7 @@ load_host
 ua=$(new_uuid) ub=$(new_uuid)
 check "mdevctl start $A" mdevctl start -u "$ua" -p "$PARENT" -t "$A"
 check "mdevctl start $B" mdevctl start -u "$ub" -p "$PARENT" -t "$B"
-check "slices do not overlap" sh -c "! cat $DBG/$ua/info $DBG/$ub/info | grep -E '^(aperture|hidden)' | sort | uniq -d | grep -q ."
+check "slices of $A and $B do not overlap" slices_disjoint "$ua" "$ub"
 
 # Two guests at once.
 boot_l2 "$ua" identify /tmp/l2a.log >/tmp/l2a.out &
@@ -20,14 +20,8 @@ wait $pb; rb=$?
 cat /tmp/l2a.out /tmp/l2b.out
 expect_eq "guest on $A identified its vGPU" "$ra" 0
 expect_eq "guest on $B identified its vGPU" "$rb" 0
-for x in a b; do
-	eval u=\$u$x
-	g=$(sed -n 's/.*GVTPV-GUEST-INFO //p' /tmp/l2$x.log)
-	case "$g" in *"vGPU $(field "$DBG/$u/info" vgt_id) "*"aperture $(field "$DBG/$u/info" aperture) hidden $(field "$DBG/$u/info" hidden) "*)
-		ok "guest $x saw its own slice" ;;
-	*) notok "guest $x saw its own slice (guest: $g)" ;;
-	esac
-done
+expect_identified "guest on $A saw its own slice" "$ua" /tmp/l2a.log
+expect_identified "guest on $B saw its own slice" "$ub" /tmp/l2b.log
 
 # Fill type C, then one more must be refused.
 n=$(available $C)
@@ -38,6 +32,7 @@ while [ $i -lt "$n" ]; do
 	i=$((i + 1))
 done
 expect_eq "$C: none available" "$(available $C)" 0
+check "no two slices of all $((n + 2)) vGPUs overlap" slices_disjoint $(ls /sys/bus/mdev/devices)
 ux=$(new_uuid)
 if mdevctl start -u "$ux" -p "$PARENT" -t "$C" 2>/tmp/err; then
 	notok "one more $C than available is refused"

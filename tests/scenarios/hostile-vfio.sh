@@ -1,0 +1,42 @@
+#!/bin/sh
+# Scenario: a hostile vfio client (tests/vfio/hostile-vfio.c) opens one vGPU as QEMU
+# would, through a type1 container and then through iommufd, and sends each time
+# GVTPV_HOSTILE_OPS (default 100000) random and edge-case operations: region accesses
+# anywhere, every vfio device ioctl with good and bad arguments, config-space, PVINFO and
+# g2v_notify sequences, DMA map and unmap, re-opens. The kernel must stay healthy (the L0
+# runner fails the scenario on any WARN, BUG, Oops or lockdep report), the device must
+# still answer sanely, and a guest booted on the same vGPU afterwards must identify it.
+. /scenarios/lib.sh
+T=gvtpv-V5_8
+OPS=${GVTPV_HOSTILE_OPS:-100000}
+
+load_host
+u=$(new_uuid)
+check "mdevctl start $T" mdevctl start -u "$u" -p "$PARENT" -t "$T"
+for mode in legacy iommufd; do
+	t0=$(date +%s)
+	timeout -s KILL 150 hostile-vfio -n "$OPS" "$mode" "$u" >"/tmp/hostile-$mode.out" 2>&1
+	rc=$?
+	t=$(($(date +%s) - t0))
+	sed "s/^/[$mode] /" "/tmp/hostile-$mode.out"
+	grep '^hostile client: [0-9]* operations$' "/tmp/hostile-$mode.out"
+	n=$(sed -n 's/^hostile client: \([0-9]*\) operations$/\1/p' "/tmp/hostile-$mode.out")
+	expect_eq "hostile client ($mode) ran to the end and found the device healthy" "$rc" 0
+	check "hostile client ($mode) issued at least $OPS operations (${n:-none}, ${t} s)" \
+		test "${n:-0}" -ge "$OPS"
+done
+echo "counters of $u after both clients:"
+cat "$DBG/$u/counters"
+for c in cfg_write mmio_read mmio_write pvinfo_read pvinfo_write g2v_notify bad_access resets; do
+	v=$(field "$DBG/$u/counters" $c)
+	check "counter $c moved ($v)" test "${v:-0}" -gt 0
+done
+check "vGPU still listed" test -e "/sys/bus/mdev/devices/$u"
+
+check "L2 boots on the same vGPU afterwards and identifies it" boot_l2 "$u" identify /tmp/l2.log
+expect_identified "guest identification matches the host's vGPU" "$u" /tmp/l2.log
+
+check "mdevctl stop" mdevctl stop -u "$u"
+expect_eq "$T: instance returned" "$(available $T)" 7
+unload_host
+exit $FAILED
