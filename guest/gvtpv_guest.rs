@@ -2,6 +2,11 @@
 
 //! gvtpv guest driver: drives a gvtpv virtual Intel GEN9 GPU.
 
+// The guest driver needs no FFI of its own: the kernel crate's PCI, I/O and debugfs
+// abstractions cover it. Should it ever need some, it goes in one room that alone allows
+// `unsafe_code`.
+#![deny(unsafe_code)]
+
 #[path = "../shared-abi/src/abi/mod.rs"]
 pub mod abi;
 mod pci;

@@ -11,7 +11,6 @@ use kernel::{
     pci,
     prelude::*,
 };
-use zerocopy::{FromZeros, IntoBytes};
 
 /// Size of BAR0 as the device type has it.
 const BAR0_SIZE: usize = gen::BAR0_SIZE as usize;
@@ -49,11 +48,15 @@ kernel::pci_device_table!(
     )]
 );
 
-/// Reads the PVINFO page through BAR0, a dword at a time as the hardware wants.
-fn read_pvinfo(bar: &pci::Bar<'_, BAR0_SIZE>) -> Result<abi_pvinfo::VgtIf> {
-    let mut page = abi_pvinfo::VgtIf::new_zeroed();
+/// A copy of the PVINFO page, on the heap: 4 KiB does not belong on a kernel stack.
+type PvinfoCopy = KBox<[u8; abi_pvinfo::PVINFO_SIZE as usize]>;
+
+/// Reads the PVINFO page through BAR0 into one copy, a dword at a time as the hardware
+/// wants; everything after works on the copy.
+fn read_pvinfo(bar: &pci::Bar<'_, BAR0_SIZE>) -> Result<PvinfoCopy> {
+    let mut page = PvinfoCopy::zeroed(GFP_KERNEL)?;
     let base = abi_pvinfo::PVINFO_OFFSET as usize;
-    for (i, dw) in page.as_mut_bytes().chunks_exact_mut(4).enumerate() {
+    for (i, dw) in page.chunks_exact_mut(4).enumerate() {
         dw.copy_from_slice(&bar.try_read32(base + i * 4)?.to_le_bytes());
     }
     Ok(page)
@@ -74,10 +77,11 @@ impl pci::Driver for Driver {
         let gmch = pdev.config_space().read(regs::GMCH_CTRL).into_raw();
         let aperture = pdev.resource_len(2)?;
         let page = read_pvinfo(&bar)?;
-        let vgpu = pvinfo::validate(&page, gmch, aperture).map_err(|why| {
-            dev_err!(pdev, "not a usable gvtpv vGPU: {}\n", why);
-            ENODEV
-        })?;
+        let vgpu =
+            pvinfo::validate(zerocopy::transmute_ref!(&*page), gmch, aperture).map_err(|why| {
+                dev_err!(pdev, "not a usable gvtpv vGPU: {}\n", why);
+                ENODEV
+            })?;
         dev_info!(pdev, "gvtpv: {}\n", vgpu);
 
         let dir = debugfs::Dir::new(c"gvtpv_guest");

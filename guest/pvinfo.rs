@@ -83,18 +83,39 @@ impl fmt::Display for Vgpu {
 #[kunit_tests(gvtpv_guest_pvinfo)]
 mod tests {
     use super::*;
-    use crate::abi::pvinfo::{AvailRs, GmRange, PvinfoError, VgtIf};
-    use zerocopy::{FromZeros, IntoBytes};
+    use crate::abi::pvinfo::{GmRange, PvinfoError, VgtIf};
 
     const GMCH_4G: u16 = 3 << 6;
-    const AP: u64 = 64 << 20;
+    /// BAR2: the whole 1 GiB aperture, as GVT-g and gvtpv size it.
+    const AP: u64 = 1 << 30;
 
-    fn page() -> VgtIf {
-        let mut rs = AvailRs::new_zeroed();
-        rs.mappable_gmadr = GmRange::new(128 << 20, 64 << 20);
-        rs.nonmappable_gmadr = GmRange::new(1536 << 20, 384 << 20);
-        rs.fence_num.set(4);
-        VgtIf::new(1, pvinfo::VGT_CAPS_REQUIRED, rs)
+    /// A PVINFO page on the heap (4 KiB does not belong on a kernel stack).
+    struct Page(KBox<[u8; 4096]>);
+
+    impl core::ops::Deref for Page {
+        type Target = VgtIf;
+        fn deref(&self) -> &VgtIf {
+            zerocopy::transmute_ref!(&*self.0)
+        }
+    }
+
+    impl core::ops::DerefMut for Page {
+        fn deref_mut(&mut self) -> &mut VgtIf {
+            zerocopy::transmute_mut!(&mut *self.0)
+        }
+    }
+
+    fn page() -> Page {
+        let mut p = Page(KBox::zeroed(GFP_KERNEL).unwrap());
+        p.magic.set(pvinfo::VGT_MAGIC);
+        p.version_major.set(pvinfo::VGT_VERSION_MAJOR);
+        p.version_minor.set(pvinfo::VGT_VERSION_MINOR);
+        p.vgt_id.set(1);
+        p.vgt_caps.set(pvinfo::VGT_CAPS_REQUIRED);
+        p.avail_rs.mappable_gmadr = GmRange::new(128 << 20, 64 << 20);
+        p.avail_rs.nonmappable_gmadr = GmRange::new(1536 << 20, 384 << 20);
+        p.avail_rs.fence_num.set(4);
+        p
     }
 
     #[test]
@@ -107,7 +128,7 @@ mod tests {
     #[test]
     fn refuses_bad_magic() {
         let mut p = page();
-        p.as_mut_bytes()[0] ^= 1;
+        p.0[0] ^= 1;
         assert!(matches!(
             validate(&p, GMCH_4G, AP),
             Err(Refusal::Pvinfo(PvinfoError::BadMagic(_)))

@@ -39,12 +39,14 @@ counters! {
     mmio_unhandled: "BAR0 accesses outside any modelled register.",
     aperture_read: "BAR2 (aperture) reads.",
     aperture_write: "BAR2 (aperture) writes.",
+    aperture_outside: "BAR2 accesses outside the vGPU's aperture slice (read 0, ignored).",
     bad_access: "Accesses refused: bad region, offset or length.",
     irq_msi: "Interrupts delivered through MSI.",
     irq_intx: "Interrupts delivered through INTx.",
     irq_dropped: "Interrupts with nowhere to go.",
     resets: "Device resets.",
     opens: "Opens of the vfio device.",
+    unpinned_by_unmap: "Guest page pins dropped because the user unmapped their range.",
 }
 
 impl Counters {

@@ -2,6 +2,9 @@
 
 //! gvtpv host mediator: virtual Intel GEN9 GPUs for KVM guests through vfio-mdev.
 
+// `unsafe` lives in the FFI room (`vfio`) and nowhere else.
+#![deny(unsafe_code)]
+
 use kernel::prelude::*;
 
 #[path = "../shared-abi/src/abi/mod.rs"]
@@ -9,6 +12,7 @@ pub mod abi;
 mod debugfs;
 mod mediator;
 mod mm;
+#[allow(unsafe_code)]
 mod vfio;
 mod vgpu;
 

@@ -4,30 +4,25 @@
 //! [`crate::vgpu::types`].
 
 use crate::{
-    mm::partition::{Partition, PartitionError},
+    mm::partition::{self, Lease, PartitionError},
     vfio::{mdev::MdevType, MdevParent},
     vgpu::{types, Vgpu},
 };
 use core::fmt;
-use kernel::{
-    debugfs, device, new_mutex,
-    prelude::*,
-    sync::{Arc, Mutex},
-};
+use kernel::{debugfs, device, prelude::*};
 
 /// The mediator: owns the GGTT partition and creates vGPUs.
-#[pin_data]
 pub(crate) struct Mediator {
-    #[pin]
-    partition: Mutex<Partition>,
+    partition: partition::Shared,
     debugfs: debugfs::Dir,
 }
 
 impl Mediator {
     /// A mediator with nothing handed out yet.
+    ///
     pub(crate) fn new() -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {
-            partition <- new_mutex!(Partition::new()),
+        try_init!(Self {
+            partition: partition::shared()?,
             debugfs: debugfs::Dir::new(c"gvtpv_host"),
         })
     }
@@ -39,41 +34,31 @@ impl MdevParent for Mediator {
     type Device = Vgpu;
     const TYPES: &'static [MdevType] = &types::MDEV_TYPES;
 
-    fn probe(&self, type_index: usize, dev: &device::Device) -> Result<Arc<Vgpu>> {
+    fn probe(&self, type_index: usize, dev: &device::Device) -> Result<impl PinInit<Vgpu, Error>> {
         let t = types::TYPES.get(type_index).ok_or(EINVAL)?;
-        let slice = self
-            .partition
-            .lock()
-            .alloc(&t.request)
+        let lease = Lease::take(&self.partition, &t.request)
             .map_err(|e| match e {
                 PartitionError::BadRequest => EINVAL,
                 PartitionError::NoSpace => ENOSPC,
             })
             .inspect_err(|_| dev_err!(dev, "no room left for another vGPU of this type\n"))?;
-        let vgpu = Vgpu::new(slice, type_index, &self.debugfs, dev.name()).inspect_err(|_| {
-            self.partition.lock().free(&slice);
-        })?;
+        let s = *lease.slice();
         dev_info!(
             dev,
             "vGPU {} ({}) created: aperture {:#x}+{:#x}, hidden {:#x}+{:#x}, fences {}+{}\n",
-            slice.id,
+            s.id,
             types::MDEV_TYPES[type_index]
                 .pretty_name
                 .to_str()
                 .unwrap_or("?"),
-            slice.aperture_base,
-            slice.aperture_size,
-            slice.hidden_base,
-            slice.hidden_size,
-            slice.fence_base,
-            slice.fences
+            s.aperture_base,
+            s.aperture_size,
+            s.hidden_base,
+            s.hidden_size,
+            s.fence_base,
+            s.fences
         );
-        Ok(vgpu)
-    }
-
-    fn remove(&self, vgpu: &Vgpu) {
-        self.partition.lock().free(&vgpu.slice);
-        pr_info!("vGPU {} removed\n", vgpu.slice.id);
+        Vgpu::new(lease, type_index, &self.debugfs, dev.name())
     }
 
     fn available(&self, type_index: usize) -> u32 {

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Graphics memory management: how the GGTT and fences are shared between vGPUs.
+//! Graphics and guest memory: how the GGTT and fences are shared between vGPUs, and how
+//! the host reaches a guest's memory.
 
+pub(crate) mod guest;
 pub(crate) mod partition;

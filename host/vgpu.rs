@@ -1,8 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One virtual GPU: config space, BAR0 with PVINFO, the aperture BAR, interrupts, reset.
+//! One virtual GPU: config space, BAR0 with PVINFO, the aperture BAR, interrupts, reset,
+//! and the guest memory the device reaches.
 //!
-//! Lock order: `state` before `irqs`.
+//! Lifecycle: opening the device file is a power-on. Config space, BAR0 and PVINFO's
+//! guest half go back to their reset values on open, on `VFIO_DEVICE_RESET` and on close;
+//! pins go on reset and close, eventfds on close. Nothing of one VM reaches the next.
+//!
+//! Lock order (each lock only ever taken after the ones before it):
+//! 1. `Vgpu::state` - the device model a trapped access changes;
+//! 2. `Vgpu::irqs` - the eventfds; taken under `state` to raise an interrupt from inside a
+//!    trap handler ([`Vgpu::raise_irq_locked`]), or alone by SET_IRQS and requests;
+//! 3. `GuestMemory::inner` (`Vgpu::mem`), then `vfio::Dma`'s state lock, then the vfio
+//!    core's own locks.
 
 pub(crate) mod access;
 pub(crate) mod cfg;
@@ -12,8 +22,11 @@ pub(crate) mod types;
 
 use crate::{
     debugfs::Counters,
-    mm::partition::Slice,
-    vfio::{uapi, IrqSet, RegionInfo, VfioDevice, VfioOps},
+    mm::{
+        guest::GuestMemory,
+        partition::{Lease, Slice, APERTURE_SIZE},
+    },
+    vfio::{uapi, Dma, IrqSet, RegionInfo, VfioOps},
 };
 use kernel::{
     debugfs, new_mutex,
@@ -24,6 +37,10 @@ use kernel::{
     },
     uaccess::UserSliceReader,
 };
+
+/// Most guest pages one vGPU keeps pinned at once (64 MiB): rings, the shared area and
+/// page tables, not whole buffers. A guest that wants more gets an error.
+const PIN_LIMIT: usize = 16384;
 
 /// A trapped access: the kernel copy of QEMU's buffer, made once by the vfio room.
 enum Op<'a> {
@@ -42,22 +59,19 @@ struct State {
 /// A virtual GPU.
 #[pin_data]
 pub(crate) struct Vgpu {
-    /// The graphics memory and fences it owns; returned to the partition on remove.
-    pub(crate) slice: Slice,
-    /// Index into [`types::TYPES`].
-    pub(crate) type_index: usize,
+    /// The graphics memory and fences it owns; back to the partition when the vGPU goes.
+    lease: Lease,
     #[pin]
     state: Mutex<State>,
     #[pin]
     irqs: Mutex<irq::Irqs>,
+    #[pin]
+    mem: GuestMemory<Arc<Dma>>,
+    /// Its debugfs directory; dropped before the counters it shows.
+    files: Files,
     counters: Arc<Counters>,
     /// The [`mmio::Fault`] injected into PVINFO reads (debugfs `pvinfo_fault`).
     fault: Arc<Atomic<u32>>,
-    // Dropped before the counters they show.
-    _debugfs: debugfs::Dir,
-    _files: KVec<Pin<KBox<debugfs::File<Arc<Counters>>>>>,
-    _info: Pin<KBox<debugfs::File<Info>>>,
-    _fault_file: Pin<KBox<debugfs::File<Arc<Atomic<u32>>>>>,
 }
 
 /// The static facts debugfs shows about a vGPU.
@@ -78,40 +92,39 @@ impl core::fmt::Display for Info {
         writeln!(f, "caps {:#x}", mmio::HOST_CAPS)?;
         writeln!(f, "aperture {:#x}+{:#x}", s.aperture_base, s.aperture_size)?;
         writeln!(f, "hidden {:#x}+{:#x}", s.hidden_base, s.hidden_size)?;
-        writeln!(f, "fences {}+{}", s.fence_base, s.fences)
+        writeln!(f, "fences {}+{}", s.fence_base, s.fences)?;
+        writeln!(f, "bar2 {:#x}", APERTURE_SIZE)
     }
 }
 
-impl Vgpu {
-    /// Creates the vGPU for `slice`, with its debugfs directory `name` under `root`.
-    pub(crate) fn new(
-        slice: Slice,
-        type_index: usize,
+/// The debugfs files of one vGPU; they only live to be dropped with it.
+struct Files {
+    _dir: debugfs::Dir,
+    _counters: Pin<KBox<debugfs::File<Arc<Counters>>>>,
+    _info: Pin<KBox<debugfs::File<Info>>>,
+    _fault: Pin<KBox<debugfs::File<Arc<Atomic<u32>>>>>,
+}
+
+impl Files {
+    fn new(
         root: &debugfs::Dir,
         name: &CStr,
-    ) -> Result<Arc<Self>> {
-        let aperture = slice.aperture_size;
-        let mmio = mmio::Mmio::new(&slice);
-        let counters = Arc::new(Counters::default(), GFP_KERNEL)?;
+        info: Info,
+        counters: &Arc<Counters>,
+        fault: &Arc<Atomic<u32>>,
+    ) -> Result<Self> {
         let dir = root.subdir(name);
-        let mut files = KVec::new();
-        files.push(
-            KBox::pin_init(
-                dir.read_callback_file(c"counters", counters.clone(), &|c: &Arc<Counters>, f| {
-                    core::fmt::Display::fmt(&**c, f)
-                }),
-                GFP_KERNEL,
-            )?,
-            GFP_KERNEL,
-        )?;
-        let info = KBox::pin_init(
-            dir.read_callback_file(c"info", Info { slice, type_index }, &|i: &Info, f| {
-                core::fmt::Display::fmt(i, f)
+        let counters = KBox::pin_init(
+            dir.read_callback_file(c"counters", counters.clone(), &|c: &Arc<Counters>, f| {
+                core::fmt::Display::fmt(&**c, f)
             }),
             GFP_KERNEL,
         )?;
-        let fault = Arc::new(Atomic::new(0u32), GFP_KERNEL)?;
-        let fault_file = KBox::pin_init(
+        let info = KBox::pin_init(
+            dir.read_callback_file(c"info", info, &|i: &Info, f| core::fmt::Display::fmt(i, f)),
+            GFP_KERNEL,
+        )?;
+        let fault = KBox::pin_init(
             dir.read_write_callback_file(
                 c"pvinfo_fault",
                 fault.clone(),
@@ -134,40 +147,69 @@ impl Vgpu {
             ),
             GFP_KERNEL,
         )?;
-        Arc::pin_init(
-            try_pin_init!(Self {
-                slice,
-                type_index,
-                state <- new_mutex!(State {
-                    cfg: cfg::ConfigSpace::new(aperture),
-                    mmio,
-                }),
-                irqs <- new_mutex!(irq::Irqs::default()),
-                counters,
-                fault,
-                _debugfs: dir,
-                _files: files,
-                _info: info,
-                _fault_file: fault_file,
+        Ok(Self {
+            _dir: dir,
+            _counters: counters,
+            _info: info,
+            _fault: fault,
+        })
+    }
+}
+
+impl Vgpu {
+    /// The initialiser of the vGPU holding `lease`, with its debugfs directory `name`
+    /// under `root`. Everything large is built in place or on the heap, never on the
+    /// stack.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM`; the lease goes back to the partition on every error path.
+    pub(crate) fn new(
+        lease: Lease,
+        type_index: usize,
+        root: &debugfs::Dir,
+        name: &CStr,
+    ) -> Result<impl PinInit<Self, Error>> {
+        let counters = Arc::new(Counters::default(), GFP_KERNEL)?;
+        let fault = Arc::new(Atomic::new(0u32), GFP_KERNEL)?;
+        let info = Info {
+            slice: *lease.slice(),
+            type_index,
+        };
+        let files = Files::new(root, name, info, &counters, &fault)?;
+        let mmio = mmio::Mmio::new(lease.slice())?;
+        Ok(try_pin_init!(Self {
+            state <- new_mutex!(State {
+                cfg: cfg::ConfigSpace::new(),
+                mmio,
             }),
-            GFP_KERNEL,
-        )
+            irqs <- new_mutex!(irq::Irqs::default()),
+            mem <- GuestMemory::new(PIN_LIMIT),
+            files,
+            counters,
+            fault,
+            lease,
+        }))
     }
 
-    /// Serves a trapped access at file position `pos`.
-    fn access(&self, pos: u64, mut op: Op<'_>) -> Result {
+    /// The vGPU's graphics memory and fences.
+    pub(crate) fn slice(&self) -> &Slice {
+        self.lease.slice()
+    }
+
+    /// Serves a trapped access at offset `off` of region `index` (checked by the vfio
+    /// room against [`VfioOps::region_info`]).
+    fn access(&self, index: u32, off: u64, mut op: Op<'_>) -> Result {
         let c = &*self.counters;
         let (len, write) = match &op {
             Op::Read(b) => (b.len(), false),
             Op::Write(b) => (b.len(), true),
         };
-        let a = access::decode(pos, len, write, |i| self.region_info(i))
-            .inspect_err(|_| Counters::inc(&c.bad_access))?;
         let fault = mmio::Fault::from_u32(self.fault.load(Relaxed));
         let mut st = self.state.lock();
-        match a.index {
+        match index {
             uapi::region::CONFIG => {
-                let off = a.off as usize;
+                let off = off as usize;
                 let ok = match op {
                     Op::Read(buf) => {
                         Counters::inc(&c.cfg_read);
@@ -179,10 +221,11 @@ impl Vgpu {
                     }
                 };
                 if !ok {
+                    Counters::inc(&c.bad_access);
                     return Err(EINVAL);
                 }
             }
-            uapi::region::BAR0 => access::for_each_chunk(a.off, len, |at, start, n| {
+            uapi::region::BAR0 => access::for_each_chunk(off, len, |at, start, n| {
                 let hit = match &mut op {
                     Op::Read(buf) => {
                         let Some(chunk) = buf.get_mut(start..start + n) else {
@@ -207,31 +250,45 @@ impl Vgpu {
                     (mmio::Hit::Unhandled, _) => &c.mmio_unhandled,
                 });
             }),
-            // The aperture is backed by GGTT translation, which the GTT work adds; until
-            // then it reads as zero and ignores writes, and says so in counters.
-            uapi::region::BAR2 => match op {
-                Op::Read(buf) => {
-                    Counters::inc(&c.aperture_read);
-                    buf.fill(0);
+            // BAR2 spans the whole aperture, as GVT-g sizes it for every vGPU. The vGPU's
+            // own slice is backed by GGTT translation, which the GTT work adds; until then
+            // it reads as zero and ignores writes. Outside the slice the same holds for
+            // good, and such accesses are counted on their own.
+            uapi::region::BAR2 => {
+                let s = self.slice();
+                let inside = off >= s.aperture_base
+                    && off.saturating_add(len as u64) <= s.aperture_base + s.aperture_size;
+                if !inside {
+                    Counters::inc(&c.aperture_outside);
                 }
-                Op::Write(_) => Counters::inc(&c.aperture_write),
-            },
-            _ => return Err(EINVAL),
+                match op {
+                    Op::Read(buf) => {
+                        Counters::inc(&c.aperture_read);
+                        buf.fill(0);
+                    }
+                    Op::Write(_) => Counters::inc(&c.aperture_write),
+                }
+            }
+            _ => {
+                Counters::inc(&c.bad_access);
+                return Err(EINVAL);
+            }
         }
         Ok(())
     }
 
-    /// Raises an interrupt to the guest.
+    /// Raises an interrupt to the guest from outside the device model.
     pub(crate) fn raise_irq(&self) {
         let st = self.state.lock();
+        self.raise_irq_locked(&st);
+    }
+
+    /// Raises an interrupt to the guest from inside a trap handler, which holds `state`.
+    fn raise_irq_locked(&self, st: &State) {
         let d = self
             .irqs
             .lock()
             .raise(st.cfg.msi_enabled(), st.cfg.intx_disabled());
-        self.count_irq(d);
-    }
-
-    fn count_irq(&self, d: irq::Delivered) {
         let c = &*self.counters;
         Counters::inc(match d {
             irq::Delivered::Msi => &c.irq_msi,
@@ -239,24 +296,36 @@ impl Vgpu {
             irq::Delivered::Dropped => &c.irq_dropped,
         });
     }
+
+    /// Power-on state of the device model: config space and BAR0 as after a reset.
+    fn power_on(&self) {
+        let mut st = self.state.lock();
+        st.cfg.reset();
+        st.mmio.reset();
+    }
 }
 
+#[vtable]
 impl VfioOps for Vgpu {
-    fn open(&self) -> Result {
+    fn open(&self, dma: Arc<Dma>) -> Result {
         Counters::inc(&self.counters.opens);
+        self.power_on();
+        self.mem.attach(dma);
         Ok(())
     }
 
     fn close(&self) {
+        self.mem.detach();
         self.irqs.lock().clear();
+        self.power_on();
     }
 
-    fn read(&self, _vfio: &VfioDevice<'_>, pos: u64, buf: &mut [u8]) -> Result {
-        self.access(pos, Op::Read(buf))
+    fn read(&self, index: u32, off: u64, buf: &mut [u8]) -> Result {
+        self.access(index, off, Op::Read(buf))
     }
 
-    fn write(&self, _vfio: &VfioDevice<'_>, pos: u64, buf: &[u8]) -> Result {
-        self.access(pos, Op::Write(buf))
+    fn write(&self, index: u32, off: u64, data: &[u8]) -> Result {
+        self.access(index, off, Op::Write(data))
     }
 
     fn region_info(&self, index: u32) -> Result<RegionInfo> {
@@ -271,7 +340,7 @@ impl VfioOps for Vgpu {
                 flags: rw,
             },
             uapi::region::BAR2 => RegionInfo {
-                size: self.slice.aperture_size,
+                size: APERTURE_SIZE,
                 flags: rw,
             },
             i if i < uapi::region::NUM => RegionInfo::default(),
@@ -293,11 +362,32 @@ impl VfioOps for Vgpu {
 
     fn reset(&self) -> Result {
         Counters::inc(&self.counters.resets);
-        self.state.lock().mmio.reset();
+        self.power_on();
+        self.mem.reset();
         Ok(())
     }
 
-    fn dma_unmap(&self, _iova: u64, _len: u64) {
-        // No guest page is pinned yet: the pin cache arrives with the shadow GTTs.
+    fn dma_unmap(&self, iova: u64, len: u64) {
+        let n = self.mem.unmap(iova, len);
+        self.counters.unpinned_by_unmap.fetch_add(n as u64, Relaxed);
+    }
+
+    fn request(&self, count: u32) {
+        let id = self.slice().id;
+        if self.irqs.lock().request() {
+            if count % 10 == 0 {
+                pr_notice!(
+                    "gvtpv: vGPU {}: asking the user to release the device (request #{})\n",
+                    id,
+                    count
+                );
+            }
+        } else if count == 0 {
+            pr_warn!(
+                "gvtpv: vGPU {}: in use and no device request channel registered; \
+                 removal waits until the user closes the device\n",
+                id
+            );
+        }
     }
 }

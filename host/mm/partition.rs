@@ -8,7 +8,11 @@
 //! granules, so a freed slice is reusable exactly.
 
 use crate::abi::gen::MAX_FENCES;
-use kernel::prelude::*;
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::{Arc, Mutex},
+};
 
 /// Size of the simulated GGTT (graphics memory address space).
 pub(crate) const GGTT_SIZE: u64 = 4 << 30;
@@ -172,6 +176,47 @@ impl Partition {
     }
 }
 
+/// The partition shared by the mediator and the leases it handed out.
+pub(crate) type Shared = Arc<Mutex<Partition>>;
+
+/// A new, shared partition with only the host's share taken.
+///
+/// # Errors
+///
+/// `ENOMEM`.
+pub(crate) fn shared() -> Result<Shared> {
+    Arc::pin_init(new_mutex!(Partition::new()), GFP_KERNEL)
+}
+
+/// A slice held by one vGPU; it goes back to the partition when the lease is dropped, on
+/// every path (vGPU removal, or a failure half way through creating it).
+pub(crate) struct Lease {
+    slice: Slice,
+    partition: Shared,
+}
+
+impl Lease {
+    /// Takes the lowest free slice of `partition` that fits `r`.
+    pub(crate) fn take(partition: &Shared, r: &Request) -> Result<Self, PartitionError> {
+        let slice = partition.lock().alloc(r)?;
+        Ok(Self {
+            slice,
+            partition: partition.clone(),
+        })
+    }
+
+    /// The slice.
+    pub(crate) fn slice(&self) -> &Slice {
+        &self.slice
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.partition.lock().free(&self.slice);
+    }
+}
+
 #[kunit_tests(gvtpv_host_partition)]
 mod tests {
     use super::*;
@@ -222,6 +267,23 @@ mod tests {
         assert_eq!(p.available(&T1), 1);
         let again = p.alloc(&T1).unwrap();
         assert_eq!(again, got[3]);
+    }
+
+    #[test]
+    fn a_lease_gives_its_slice_back() {
+        let p = shared().unwrap();
+        let r = Request {
+            aperture: 512 << 20,
+            hidden: 2048 << 20,
+            fences: 4,
+        };
+        let before = p.lock().available(&r);
+        assert!(before >= 1);
+        let l = Lease::take(&p, &r).unwrap();
+        assert_eq!(l.slice().aperture_size, 512 << 20);
+        assert_eq!(p.lock().available(&r), before - 1);
+        drop(l);
+        assert_eq!(p.lock().available(&r), before);
     }
 
     #[test]

@@ -3,17 +3,24 @@
 //! A vfio device whose `vfio_device_ops` come from the [`VfioOps`] trait.
 //!
 //! The C `struct vfio_device` is allocated by the vfio core (`_vfio_alloc_device`) with room
-//! for a [`Container`]: the C struct first, then the Rust object. The vfio core owns the
-//! memory; the Rust object is dropped in the `release` callback, before the core frees it.
+//! for a [`Container`]: the C struct first, then the Rust driver data, pin-initialised in
+//! place (as `rust/kernel/drm/device.rs` does it). The vfio core owns the memory; the driver
+//! data is dropped in the `release` callback, before the core frees it.
+//!
+//! Callbacks are not serialised by the mdev or vfio core, except `open_device` and
+//! `close_device`, which run under the device set's lock. Everything else (`read`, `write`,
+//! `ioctl`, `dma_unmap`, `request`) may run concurrently on several CPUs, so the driver data
+//! is `Sync` and locks its own state.
 
-use super::{eventfd::EventFd, uapi};
-use core::{marker::PhantomData, mem::offset_of, ptr, ptr::NonNull};
+use super::{dma::Dma, eventfd::EventFd, region, uapi};
+use core::{mem::offset_of, ptr, ptr::NonNull};
 use kernel::{
     bindings,
-    error::{from_err_ptr, to_result},
+    error::{from_err_ptr, to_result, VTABLE_DEFAULT_ERROR},
     ffi::{c_char, c_int, c_long, c_uint, c_ulong},
+    new_mutex,
     prelude::*,
-    sync::Arc,
+    sync::{Arc, Mutex},
     types::Opaque,
     uaccess::{UserPtr, UserSlice},
 };
@@ -21,6 +28,9 @@ use zerocopy::{FromBytes, IntoBytes};
 
 /// Largest single `read(2)`/`write(2)` on a region: a whole extended config space.
 pub(crate) const MAX_RW: usize = 4096;
+
+/// Accesses up to this size use a buffer on the stack: register accesses never allocate.
+const SMALL_RW: usize = 64;
 
 /// What `VFIO_DEVICE_GET_REGION_INFO` reports for one region.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -64,108 +74,22 @@ pub(crate) struct IrqSet {
     pub(crate) data: IrqData,
 }
 
-/// The vfio device as seen from a callback: guest memory access through the vfio container.
-///
-/// # Invariants
-///
-/// `self.0` is a registered-or-registering `vfio_device` that stays alive for `'a`.
-pub(crate) struct VfioDevice<'a>(*mut bindings::vfio_device, PhantomData<&'a ()>);
-
-impl VfioDevice<'_> {
-    /// Reads or writes guest memory at the guest physical (IOVA) address `iova`.
-    ///
-    /// # Errors
-    ///
-    /// `EINVAL` if the range is not mapped in the container, `EFAULT` on a fault,
-    /// `E2BIG` for more than 4 GiB at once.
-    #[expect(dead_code, reason = "used by the GTT and PV issues; see Documentation")]
-    pub(crate) fn dma_rw(&self, iova: u64, buf: &mut [u8], write: bool) -> Result {
-        let len = buf.len();
-        // SAFETY: by the type invariant the device is alive; `buf` is valid for `len` bytes
-        // for the whole call.
-        to_result(unsafe {
-            bindings::vfio_dma_rw(self.0, iova, buf.as_mut_ptr().cast(), len, write)
-        })
-    }
-}
-
-/// One guest page pinned in host memory for device access, unpinned on drop.
-///
-/// # Invariants
-///
-/// `vdev` is the live device `iova` (page aligned) was pinned through, and this object
-/// owns that one pin; it cannot outlive the callback that made it (`'a`). `page` is the
-/// pinned host page (its frame number needs a `page_to_pfn` helper, which the patch set
-/// gains with the shadow GTTs).
-pub(crate) struct PinnedPage<'a> {
-    vdev: *mut bindings::vfio_device,
-    iova: u64,
-    _page: NonNull<bindings::page>,
-    _callback: PhantomData<&'a ()>,
-}
-
-impl PinnedPage<'_> {
-    /// The guest physical (IOVA) address of the page.
-    #[expect(dead_code, reason = "the pin cache of the shadow GTTs uses it")]
-    pub(crate) fn iova(&self) -> u64 {
-        self.iova
-    }
-}
-
-impl Drop for PinnedPage<'_> {
-    fn drop(&mut self) {
-        // SAFETY: by the type invariant we own one pin of this page on this device.
-        unsafe { bindings::vfio_unpin_pages(self.vdev, self.iova, 1) };
-    }
-}
-
-impl<'a> VfioDevice<'a> {
-    /// Pins the guest page at `iova` (page aligned); `write` asks for a writable pin.
-    ///
-    /// # Errors
-    ///
-    /// `EINVAL` for an unaligned or unmapped address, or the container's error.
-    #[expect(dead_code, reason = "the pin cache of the shadow GTTs uses it")]
-    pub(crate) fn pin_page(&self, iova: u64, write: bool) -> Result<PinnedPage<'a>> {
-        const IOMMU_READ: c_int = 1 << 0;
-        const IOMMU_WRITE: c_int = 1 << 1;
-        if iova % (kernel::page::PAGE_SIZE as u64) != 0 {
-            return Err(EINVAL);
-        }
-        let prot = IOMMU_READ | if write { IOMMU_WRITE } else { 0 };
-        let mut page: *mut bindings::page = ptr::null_mut();
-        // SAFETY: the device is alive (type invariant); `page` has room for one pointer.
-        let n = unsafe { bindings::vfio_pin_pages(self.0, iova, 1, prot, &mut page) };
-        if n < 0 {
-            return Err(Error::from_errno(n));
-        }
-        let Some(page) = NonNull::new(page).filter(|_| n == 1) else {
-            if n == 1 {
-                // SAFETY: one page was pinned above; give it back.
-                unsafe { bindings::vfio_unpin_pages(self.0, iova, 1) };
-            }
-            return Err(EFAULT);
-        };
-        // INVARIANT: one pin taken on this live device.
-        Ok(PinnedPage {
-            vdev: self.0,
-            iova,
-            _page: page,
-            _callback: PhantomData,
-        })
-    }
-}
-
-/// The callbacks of a vfio device. Every method is called with QEMU's (untrusted) input.
+/// The callbacks of a vfio device. Every method is called with QEMU's (untrusted) input,
+/// possibly on several CPUs at once (see the module documentation).
+#[vtable]
 pub(crate) trait VfioOps: Send + Sync + Sized + 'static {
-    /// The device file was opened.
-    fn open(&self) -> Result;
+    /// The device file was opened: power the device on. `dma` reaches the memory of the
+    /// user (the guest) until [`VfioOps::close`]; pins taken through it must be gone by
+    /// then.
+    fn open(&self, dma: Arc<Dma>) -> Result;
     /// The device file was closed: drop everything tied to the open (eventfds, pins).
     fn close(&self);
-    /// Reads `buf.len()` (at most [`MAX_RW`]) bytes at file position `pos`.
-    fn read(&self, vfio: &VfioDevice<'_>, pos: u64, buf: &mut [u8]) -> Result;
-    /// Writes `buf` at file position `pos`.
-    fn write(&self, vfio: &VfioDevice<'_>, pos: u64, buf: &[u8]) -> Result;
+    /// Reads `buf.len()` (at most [`MAX_RW`]) bytes at offset `off` of region `index`;
+    /// the range lies inside the region and the region is readable.
+    fn read(&self, index: u32, off: u64, buf: &mut [u8]) -> Result;
+    /// Writes `data` at offset `off` of region `index`; the range lies inside the region
+    /// and the region is writable.
+    fn write(&self, index: u32, off: u64, data: &[u8]) -> Result;
     /// Describes region `index`.
     fn region_info(&self, index: u32) -> Result<RegionInfo>;
     /// Returns `(count, VFIO_IRQ_INFO_* flags)` for interrupt `index`.
@@ -174,60 +98,88 @@ pub(crate) trait VfioOps: Send + Sync + Sized + 'static {
     fn set_irqs(&self, set: IrqSet) -> Result;
     /// `VFIO_DEVICE_RESET`.
     fn reset(&self) -> Result;
-    /// QEMU unmapped `[iova, iova + len)` from the container: drop pins inside it.
-    fn dma_unmap(&self, iova: u64, len: u64);
+    /// The user unmapped `[iova, iova + len)`: drop every pin inside it before returning.
+    fn dma_unmap(&self, _iova: u64, _len: u64) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+    /// The device is being removed while the user holds it open: ask the user to let go.
+    /// `count` numbers the requests of this removal, from 0.
+    fn request(&self, _count: u32) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// The memory the vfio core allocates for one device.
 #[repr(C)]
 pub(super) struct Container<T> {
     vdev: Opaque<bindings::vfio_device>,
-    /// Written once right after allocation; `None` only while probing or after a failure.
-    data: Option<Arc<T>>,
+    /// The guest-memory handle of the current open; `None` while closed. Only touched by
+    /// `open_device` and `close_device`, which the vfio core serialises.
+    dma: Mutex<Option<Arc<Dma>>>,
+    data: T,
 }
 
 impl<T: VfioOps> Container<T> {
-    /// Allocates a vfio device for `dev` and moves `data` into it.
+    /// Allocates a vfio device for `dev` and initialises the driver data in place.
     ///
     /// # Safety
     ///
     /// `dev` must be a live device that outlives the returned vfio device's registration.
-    pub(super) unsafe fn alloc(
+    pub(super) unsafe fn create(
         dev: *mut bindings::device,
-        data: Arc<T>,
-    ) -> Result<*mut bindings::vfio_device> {
+        init: impl PinInit<T, Error>,
+    ) -> Result<NonNull<bindings::vfio_device>> {
         const { assert!(offset_of!(Container<T>, vdev) == 0) };
+        // Until the data is initialised, `release` must not drop it.
+        let alloc_ops = bindings::vfio_device_ops {
+            release: None,
+            ..Self::OPS
+        };
         // SAFETY: `dev` is live by the caller's contract; the size covers the container with
-        // the `vfio_device` at offset 0, as `vfio_alloc_device()` requires.
+        // the `vfio_device` at offset 0, as `vfio_alloc_device()` requires; `alloc_ops`
+        // outlives every use of it (replaced below, or the device is put before return).
         let raw = from_err_ptr(unsafe {
-            bindings::_vfio_alloc_device(size_of::<Self>(), dev, Self::ops())
+            bindings::_vfio_alloc_device(size_of::<Self>(), dev, &alloc_ops)
         })?;
-        let c = raw.cast::<Self>();
-        // SAFETY: the allocation is `size_of::<Self>()` zeroed bytes starting at `c`; nobody
-        // else sees `data` before registration, and `release` only runs after our put.
-        unsafe { ptr::write(&raw mut (*c).data, Some(data)) };
+        let raw = NonNull::new(raw).ok_or(ENOMEM)?;
+        let c = raw.as_ptr().cast::<Self>();
+        // SAFETY: `c` points to `size_of::<Self>()` zeroed bytes that nobody else sees yet
+        // and that do not move until `release`.
+        let Ok(()) = unsafe { new_mutex!(None).__pinned_init(&raw mut (*c).dma) };
+        // SAFETY: as above, for the `data` field.
+        if let Err(e) = unsafe { init.__pinned_init(&raw mut (*c).data) } {
+            // SAFETY: `dma` was initialised just above and nothing else uses it; the
+            // allocation succeeded and we own its only reference; with `release` unset the
+            // core frees it without touching the fields.
+            unsafe {
+                ptr::drop_in_place(&raw mut (*c).dma);
+                bindings::vfio_put_device(raw.as_ptr());
+            }
+            return Err(e);
+        }
+        // SAFETY: the device is still private to this function.
+        unsafe { (*raw.as_ptr()).ops = const { &Self::OPS } };
         Ok(raw)
     }
 
     /// # Safety
     ///
-    /// `vdev` must be a `vfio_device` allocated by [`Container::alloc`] for this `T` and
-    /// still alive for `'a`.
-    unsafe fn data<'a>(vdev: *mut bindings::vfio_device) -> Option<&'a T> {
+    /// `vdev` must be a `vfio_device` made by [`Container::create`] for this `T`, still
+    /// alive for `'a`, whose data was initialised (true from `create`'s return to
+    /// `release`).
+    pub(super) unsafe fn data<'a>(vdev: *mut bindings::vfio_device) -> &'a T {
         let c = vdev.cast::<Self>();
-        // SAFETY: by the function contract `c` is a live container; `data` was written in
-        // `alloc` and is only dropped in `release`.
-        unsafe { (*c).data.as_deref() }
+        // SAFETY: by the function contract `c` is a live container with initialised data.
+        unsafe { &(*c).data }
     }
 
-    /// The Rust object of a registered device, for the mdev `remove` path.
-    ///
     /// # Safety
     ///
     /// As for [`Self::data`].
-    pub(super) unsafe fn data_ref<'a>(vdev: *mut bindings::vfio_device) -> Option<&'a T> {
-        // SAFETY: by the function contract.
-        unsafe { Self::data(vdev) }
+    unsafe fn dma_slot<'a>(vdev: *mut bindings::vfio_device) -> &'a Mutex<Option<Arc<Dma>>> {
+        let c = vdev.cast::<Self>();
+        // SAFETY: by the function contract `c` is a live container with initialised fields.
+        unsafe { &(*c).dma }
     }
 
     const OPS: bindings::vfio_device_ops = bindings::vfio_device_ops {
@@ -239,50 +191,78 @@ impl<T: VfioOps> Container<T> {
         write: Some(Self::write),
         ioctl: Some(Self::ioctl),
         get_region_info_caps: Some(Self::region_info),
-        dma_unmap: Some(Self::dma_unmap),
+        dma_unmap: if T::HAS_DMA_UNMAP {
+            Some(Self::dma_unmap)
+        } else {
+            None
+        },
+        request: if T::HAS_REQUEST {
+            Some(Self::request)
+        } else {
+            None
+        },
+        // An emulated device: its DMA goes through the vfio core's pinning, with whichever
+        // backend (iommufd or the legacy container) the user chose, as kvmgt and the
+        // mdev samples do it.
+        #[cfg(CONFIG_IOMMUFD)]
+        bind_iommufd: Some(bindings::vfio_iommufd_emulated_bind),
+        #[cfg(CONFIG_IOMMUFD)]
+        unbind_iommufd: Some(bindings::vfio_iommufd_emulated_unbind),
+        #[cfg(CONFIG_IOMMUFD)]
+        attach_ioas: Some(bindings::vfio_iommufd_emulated_attach_ioas),
+        #[cfg(CONFIG_IOMMUFD)]
+        detach_ioas: Some(bindings::vfio_iommufd_emulated_detach_ioas),
         // SAFETY: `vfio_device_ops` is plain old data; all-zero means "no callback".
         ..unsafe { core::mem::zeroed() }
     };
-
-    fn ops() -> &'static bindings::vfio_device_ops {
-        &Self::OPS
-    }
 
     /// # Safety
     ///
     /// Called by the vfio core, once, when the last reference goes.
     unsafe extern "C" fn release(vdev: *mut bindings::vfio_device) {
         let c = vdev.cast::<Self>();
-        // SAFETY: the core calls `release` once, before freeing the memory; `data` was
-        // initialised in `alloc`.
-        unsafe { ptr::drop_in_place(&raw mut (*c).data) };
-    }
-
-    /// # Safety
-    ///
-    /// Called by the vfio core on a live device allocated by [`Self::alloc`], with the
-    /// pointers of the `vfio_device_ops` contract.
-    unsafe extern "C" fn open_device(vdev: *mut bindings::vfio_device) -> c_int {
-        // SAFETY: the core only calls ops on a live device of ours.
-        match unsafe { Self::data(vdev) } {
-            Some(d) => d.open().map_or_else(|e| e.to_errno(), |()| 0),
-            None => ENODEV.to_errno(),
+        // SAFETY: the core calls `release` once, before freeing the memory; both fields were
+        // initialised in `create` (`release` is only set once they are).
+        unsafe {
+            ptr::drop_in_place(&raw mut (*c).data);
+            ptr::drop_in_place(&raw mut (*c).dma);
         }
     }
 
     /// # Safety
     ///
-    /// Called by the vfio core on a live device allocated by [`Self::alloc`], with the
-    /// pointers of the `vfio_device_ops` contract.
+    /// Called by the vfio core on a live device made by [`Self::create`], under the device
+    /// set's lock.
+    unsafe extern "C" fn open_device(vdev: *mut bindings::vfio_device) -> c_int {
+        let r = (|| -> Result {
+            // SAFETY: the core only calls ops on a live device of ours.
+            let (d, slot) = unsafe { (Self::data(vdev), Self::dma_slot(vdev)) };
+            // SAFETY: `vdev` is being opened; `Dma::close` below runs before it is closed.
+            let dma = Arc::pin_init(unsafe { Dma::new(vdev) }, GFP_KERNEL)?;
+            d.open(dma.clone()).inspect_err(|_| dma.close())?;
+            *slot.lock() = Some(dma);
+            Ok(())
+        })();
+        r.map_or_else(|e| e.to_errno(), |()| 0)
+    }
+
+    /// # Safety
+    ///
+    /// Called by the vfio core on a live device made by [`Self::create`], under the device
+    /// set's lock.
     unsafe extern "C" fn close_device(vdev: *mut bindings::vfio_device) {
         // SAFETY: as in `open_device`.
-        if let Some(d) = unsafe { Self::data(vdev) } {
-            d.close();
+        let (d, slot) = unsafe { (Self::data(vdev), Self::dma_slot(vdev)) };
+        d.close();
+        // Whatever the driver still holds can no longer reach the device.
+        if let Some(dma) = slot.lock().take() {
+            dma.close();
         }
     }
 
-    /// Common part of `read` and `write`: checks the position and size, gives `op` the
-    /// device and a kernel buffer of `count` bytes, and advances the position.
+    /// Common part of `read` and `write`: decodes the file position into a region and an
+    /// offset, checks them, gives `op` a kernel buffer of `count` bytes, and advances the
+    /// position.
     ///
     /// # Safety
     ///
@@ -291,21 +271,34 @@ impl<T: VfioOps> Container<T> {
         vdev: *mut bindings::vfio_device,
         count: usize,
         ppos: *mut bindings::loff_t,
-        op: impl FnOnce(&T, &VfioDevice<'_>, u64, &mut [u8]) -> Result,
+        write: bool,
+        op: impl FnOnce(&T, region::Access, &mut [u8]) -> Result,
     ) -> isize {
         let r = (|| -> Result<isize> {
             // SAFETY: by the function contract.
-            let d = unsafe { Self::data(vdev) }.ok_or(ENODEV)?;
+            let d = unsafe { Self::data(vdev) };
             // SAFETY: by the function contract.
             let pos = u64::try_from(unsafe { *ppos }).map_err(|_| EINVAL)?;
-            if count == 0 || count > MAX_RW {
+            if count > MAX_RW {
                 return Err(EINVAL);
             }
-            let mut buf = KVec::from_elem(0u8, count, GFP_KERNEL)?;
-            op(d, &VfioDevice(vdev, PhantomData), pos, &mut buf)?;
-            // SAFETY: `ppos` is valid; `count` <= MAX_RW cannot overflow a file position
-            // that was just checked to be non-negative.
-            unsafe { *ppos += count as bindings::loff_t };
+            let a = region::decode(pos, count, write, |i| d.region_info(i))?;
+            let mut small = [0u8; SMALL_RW];
+            let mut big = KVec::new();
+            let buf = match small.get_mut(..count) {
+                Some(b) => b,
+                None => {
+                    big.extend_with(count, 0u8, GFP_KERNEL)?;
+                    &mut big[..]
+                }
+            };
+            op(d, a, buf)?;
+            // `decode` checked `pos + count` against the region's end, which lies below
+            // 2^48 (an index below `uapi::region::NUM` shifted by `OFFSET_SHIFT`), so the
+            // new position fits in a non-negative `loff_t`.
+            let end = pos + count as u64;
+            // SAFETY: `ppos` is valid by the function contract.
+            unsafe { *ppos = end as bindings::loff_t };
             Ok(count as isize)
         })();
         r.unwrap_or_else(|e| e.to_errno() as isize)
@@ -313,7 +306,7 @@ impl<T: VfioOps> Container<T> {
 
     /// # Safety
     ///
-    /// Called by the vfio core on a live device allocated by [`Self::alloc`], with the
+    /// Called by the vfio core on a live device made by [`Self::create`], with the
     /// pointers of the `vfio_device_ops` contract.
     unsafe extern "C" fn read(
         vdev: *mut bindings::vfio_device,
@@ -323,8 +316,8 @@ impl<T: VfioOps> Container<T> {
     ) -> isize {
         // SAFETY: the core passes its live device and a valid `ppos`.
         unsafe {
-            Self::rw(vdev, count, ppos, |d, v, pos, buf| {
-                d.read(v, pos, buf)?;
+            Self::rw(vdev, count, ppos, false, |d, a, buf| {
+                d.read(a.index, a.off, buf)?;
                 UserSlice::new(UserPtr::from_ptr(ubuf.cast()), count)
                     .writer()
                     .write_slice(buf)
@@ -334,7 +327,7 @@ impl<T: VfioOps> Container<T> {
 
     /// # Safety
     ///
-    /// Called by the vfio core on a live device allocated by [`Self::alloc`], with the
+    /// Called by the vfio core on a live device made by [`Self::create`], with the
     /// pointers of the `vfio_device_ops` contract.
     unsafe extern "C" fn write(
         vdev: *mut bindings::vfio_device,
@@ -344,18 +337,19 @@ impl<T: VfioOps> Container<T> {
     ) -> isize {
         // SAFETY: the core passes its live device and a valid `ppos`.
         unsafe {
-            Self::rw(vdev, count, ppos, |d, v, pos, buf| {
+            Self::rw(vdev, count, ppos, true, |d, a, buf| {
+                // One copy from the user; the driver only ever sees this kernel buffer.
                 UserSlice::new(UserPtr::from_ptr(ubuf.cast_mut().cast()), count)
                     .reader()
                     .read_slice(buf)?;
-                d.write(v, pos, buf)
+                d.write(a.index, a.off, buf)
             })
         }
     }
 
     /// # Safety
     ///
-    /// Called by the vfio core on a live device allocated by [`Self::alloc`], with the
+    /// Called by the vfio core on a live device made by [`Self::create`], with the
     /// pointers of the `vfio_device_ops` contract.
     unsafe extern "C" fn region_info(
         vdev: *mut bindings::vfio_device,
@@ -363,14 +357,12 @@ impl<T: VfioOps> Container<T> {
         _caps: *mut bindings::vfio_info_cap,
     ) -> c_int {
         // SAFETY: the core passes its live device.
-        let Some(d) = (unsafe { Self::data(vdev) }) else {
-            return ENODEV.to_errno();
-        };
+        let d = unsafe { Self::data(vdev) };
         // SAFETY: the core passes a kernel copy of the user's struct, valid for the call.
         let info = unsafe { &mut *info };
         match d.region_info(info.index) {
             Ok(r) => {
-                info.offset = u64::from(info.index) << uapi::OFFSET_SHIFT;
+                info.offset = region::offset(info.index);
                 info.size = r.size;
                 info.flags = r.flags;
                 0
@@ -381,18 +373,24 @@ impl<T: VfioOps> Container<T> {
 
     /// # Safety
     ///
-    /// Called by the vfio core on a live device allocated by [`Self::alloc`], with the
-    /// pointers of the `vfio_device_ops` contract.
+    /// Called by the vfio core on a live, open device made by [`Self::create`].
     unsafe extern "C" fn dma_unmap(vdev: *mut bindings::vfio_device, iova: u64, len: u64) {
         // SAFETY: the core passes its live device.
-        if let Some(d) = unsafe { Self::data(vdev) } {
-            d.dma_unmap(iova, len);
-        }
+        unsafe { Self::data(vdev) }.dma_unmap(iova, len);
     }
 
     /// # Safety
     ///
-    /// Called by the vfio core on a live device allocated by [`Self::alloc`], with the
+    /// Called by the vfio core on a live device made by [`Self::create`] while it waits
+    /// for the users of a device being unregistered.
+    unsafe extern "C" fn request(vdev: *mut bindings::vfio_device, count: c_uint) {
+        // SAFETY: the core passes its live device.
+        unsafe { Self::data(vdev) }.request(count);
+    }
+
+    /// # Safety
+    ///
+    /// Called by the vfio core on a live device made by [`Self::create`], with the
     /// pointers of the `vfio_device_ops` contract.
     unsafe extern "C" fn ioctl(
         vdev: *mut bindings::vfio_device,
@@ -400,9 +398,7 @@ impl<T: VfioOps> Container<T> {
         arg: c_ulong,
     ) -> c_long {
         // SAFETY: the core passes its live device.
-        let Some(d) = (unsafe { Self::data(vdev) }) else {
-            return ENODEV.to_errno() as c_long;
-        };
+        let d = unsafe { Self::data(vdev) };
         let user = UserPtr::from_addr(arg);
         let r = match cmd {
             uapi::VFIO_DEVICE_GET_INFO => get_info(user),
@@ -464,6 +460,16 @@ fn get_irq_info<T: VfioOps>(d: &T, user: UserPtr) -> Result {
     )
 }
 
+/// The one action a `VFIO_DEVICE_SET_IRQS` request names; none or several is an error.
+fn irq_action(flags: u32) -> Result<IrqAction> {
+    match flags & (uapi::SET_ACTION_MASK | uapi::SET_ACTION_UNMASK | uapi::SET_ACTION_TRIGGER) {
+        uapi::SET_ACTION_MASK => Ok(IrqAction::Mask),
+        uapi::SET_ACTION_UNMASK => Ok(IrqAction::Unmask),
+        uapi::SET_ACTION_TRIGGER => Ok(IrqAction::Trigger),
+        _ => Err(EINVAL),
+    }
+}
+
 fn set_irqs<T: VfioOps>(d: &T, user: UserPtr) -> Result {
     let mut raw = [0u8; size_of::<uapi::IrqSetHdr>()];
     UserSlice::new(user, raw.len())
@@ -486,7 +492,7 @@ fn set_irqs<T: VfioOps>(d: &T, user: UserPtr) -> Result {
     let mut data_size: usize = 0;
     // SAFETY: `c_hdr` and `data_size` are valid for the call; the function only reads the
     // header and writes `data_size`. It checks index, start + count against `count`, the
-    // flag combination and that argsz covers the data.
+    // known flag bits and that argsz covers the data; not that exactly one action is named.
     to_result(unsafe {
         bindings::vfio_set_irqs_validate_and_prepare(
             &mut c_hdr,
@@ -495,19 +501,15 @@ fn set_irqs<T: VfioOps>(d: &T, user: UserPtr) -> Result {
             &mut data_size,
         )
     })?;
-    let action = match hdr.flags
-        & (uapi::SET_ACTION_MASK | uapi::SET_ACTION_UNMASK | uapi::SET_ACTION_TRIGGER)
-    {
-        uapi::SET_ACTION_MASK => IrqAction::Mask,
-        uapi::SET_ACTION_UNMASK => IrqAction::Unmask,
-        _ => IrqAction::Trigger,
-    };
-    let mut bytes = KVec::from_elem(0u8, data_size, GFP_KERNEL)?;
-    if data_size > 0 {
+    let action = irq_action(hdr.flags)?;
+    // `data_size` is `count * 4` at most, and `count` is at most this device's vectors (1).
+    let mut bytes = [0u8; 4];
+    let bytes = bytes.get_mut(..data_size).ok_or(EINVAL)?;
+    if !bytes.is_empty() {
         let data_ptr = user.wrapping_byte_add(raw.len());
-        UserSlice::new(data_ptr, data_size)
+        UserSlice::new(data_ptr, bytes.len())
             .reader()
-            .read_slice(&mut bytes)?;
+            .read_slice(bytes)?;
     }
     let data = if hdr.flags & uapi::SET_DATA_BOOL != 0 {
         let mut v = KVec::with_capacity(bytes.len(), GFP_KERNEL)?;
@@ -538,4 +540,27 @@ fn set_irqs<T: VfioOps>(d: &T, user: UserPtr) -> Result {
         action,
         data,
     })
+}
+
+#[kunit_tests(gvtpv_host_vfio_irqset)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_one_action() {
+        assert_eq!(irq_action(uapi::SET_ACTION_MASK), Ok(IrqAction::Mask));
+        assert_eq!(
+            irq_action(uapi::SET_ACTION_TRIGGER | uapi::SET_DATA_EVENTFD),
+            Ok(IrqAction::Trigger)
+        );
+        assert_eq!(irq_action(uapi::SET_DATA_NONE), Err(EINVAL));
+        assert_eq!(
+            irq_action(uapi::SET_ACTION_MASK | uapi::SET_ACTION_TRIGGER),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            irq_action(uapi::SET_ACTION_MASK | uapi::SET_ACTION_UNMASK | uapi::SET_ACTION_TRIGGER),
+            Err(EINVAL)
+        );
+    }
 }

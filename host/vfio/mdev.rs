@@ -14,7 +14,6 @@ use kernel::{
     error::to_result,
     ffi::{c_char, c_int, c_uint},
     prelude::*,
-    sync::Arc,
     types::Opaque,
     ThisModule,
 };
@@ -35,12 +34,15 @@ pub(crate) trait MdevParent: Send + Sync + Sized + 'static {
     /// The types this parent offers, in a fixed order; `probe` gets an index into it.
     const TYPES: &'static [MdevType];
 
-    /// Creates the device for a new mdev of type `type_index` named `dev`.
-    fn probe(&self, type_index: usize, dev: &device::Device) -> Result<Arc<Self::Device>>;
-
-    /// The mdev was removed (its device is already unregistered from vfio), or setting
-    /// up the vfio device failed after a successful [`MdevParent::probe`].
-    fn remove(&self, dev: &Self::Device);
+    /// Returns the initialiser of the device for a new mdev of type `type_index` named
+    /// `dev`; it runs in place, inside the vfio device's allocation. Whatever the device
+    /// holds goes back when it is dropped: when the mdev is removed and its last user is
+    /// gone, or at once if creating it fails.
+    fn probe(
+        &self,
+        type_index: usize,
+        dev: &device::Device,
+    ) -> Result<impl PinInit<Self::Device, Error>>;
 
     /// How many more mdevs of `type_index` can be created now.
     fn available(&self, type_index: usize) -> u32;
@@ -130,10 +132,12 @@ impl Drop for ClassDevice {
     }
 }
 
-// SAFETY: the raw pointers only point into `types`, owned by `self`; the mdev core
-// serialises its callbacks, and `T` is `Send + Sync`.
+// SAFETY: the raw pointers only point into `types`, owned by `self` and never changed
+// after registration, so moving the owner to another thread is fine; `T` is `Send`.
 unsafe impl<T: MdevParent> Send for Registration<T> {}
-// SAFETY: as above; `&self` only hands out `&T`.
+// SAFETY: the mdev core does not serialise its callbacks (probes, removals and sysfs reads
+// of different mdevs and types run concurrently); they only read the immutable type
+// arrays and call `&T` methods, and `T` is `Sync`.
 unsafe impl<T: MdevParent> Sync for Registration<T> {}
 
 impl<T: MdevParent> Registration<T> {
@@ -270,17 +274,13 @@ impl<T: MdevParent> Registration<T> {
             let dev_raw = unsafe { &raw mut (*mdev).dev };
             // SAFETY: the mdev core holds a reference on the device during probe.
             let dev = unsafe { device::Device::from_raw(dev_raw) };
-            let data = this.data.probe(idx, dev)?;
-            // Whatever fails from here on, the parent gets its resources back.
-            let keep = data.clone();
+            let init = this.data.probe(idx, dev)?;
             // SAFETY: the vfio device is unregistered in `remove`, before the mdev goes.
-            let vdev = unsafe { Container::alloc(dev_raw, data) }.inspect_err(|_| {
-                this.data.remove(&keep);
-            })?;
-            // SAFETY: `vdev` was just allocated and is fully initialised.
+            let vdev = unsafe { Container::<T::Device>::create(dev_raw, init) }?.as_ptr();
+            // SAFETY: `vdev` was just made and its data initialised.
             if let Err(e) = to_result(unsafe { bindings::vfio_register_emulated_iommu_dev(vdev) }) {
-                this.data.remove(&keep);
-                // SAFETY: drops our reference; `release` drops the Rust object.
+                // SAFETY: drops our only reference; `release` drops the driver data, which
+                // gives back what `probe` took.
                 unsafe { bindings::vfio_put_device(vdev) };
                 return Err(e);
             }
@@ -301,16 +301,11 @@ impl<T: MdevParent> Registration<T> {
         if vdev.is_null() {
             return;
         }
-        // SAFETY: registered in `probe`; this waits for all users of the device file.
+        // SAFETY: registered in `probe`. This waits until the user closes the device,
+        // calling the `request` callback meanwhile to ask the user to let go.
         unsafe { bindings::vfio_unregister_group_dev(vdev) };
-        // SAFETY: the mdev is one of our types.
-        if let Some((this, _)) = unsafe { Self::from_type((*mdev).type_) } {
-            // SAFETY: `vdev` is still alive: we hold the reference from `probe`.
-            if let Some(d) = unsafe { Container::<T::Device>::data_ref(vdev) } {
-                this.data.remove(d);
-            }
-        }
-        // SAFETY: drops the reference taken at allocation.
+        // SAFETY: drops the reference taken at allocation; `release` drops the driver data
+        // once the last reference (ours, usually) is gone.
         unsafe { bindings::vfio_put_device(vdev) };
     }
 

@@ -39,6 +39,8 @@ pub(crate) mod irq {
     pub(crate) const INTX: u32 = 0;
     /// MSI.
     pub(crate) const MSI: u32 = 1;
+    /// Device request (the host asks the user to release the device).
+    pub(crate) const REQ: u32 = 4;
     /// Number of fixed interrupt indices (`VFIO_PCI_NUM_IRQS`).
     pub(crate) const NUM: u32 = 5;
 }
@@ -113,6 +115,10 @@ pub(crate) const IRQ_INFO_EVENTFD: u32 = uapi::VFIO_IRQ_INFO_EVENTFD;
 pub(crate) const IRQ_INFO_MASKABLE: u32 = uapi::VFIO_IRQ_INFO_MASKABLE;
 /// `VFIO_IRQ_INFO_NORESIZE`.
 pub(crate) const IRQ_INFO_NORESIZE: u32 = uapi::VFIO_IRQ_INFO_NORESIZE;
+/// `VFIO_IRQ_INFO_AUTOMASKED`.
+pub(crate) const IRQ_INFO_AUTOMASKED: u32 = uapi::VFIO_IRQ_INFO_AUTOMASKED;
+/// `VFIO_IRQ_SET_DATA_NONE`.
+pub(crate) const SET_DATA_NONE: u32 = uapi::VFIO_IRQ_SET_DATA_NONE;
 /// `VFIO_IRQ_SET_DATA_BOOL`.
 pub(crate) const SET_DATA_BOOL: u32 = uapi::VFIO_IRQ_SET_DATA_BOOL;
 /// `VFIO_IRQ_SET_DATA_EVENTFD`.

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Emulated PCI configuration space of a vGPU: a GEN9 GT2 VGA device with a 64-bit 16 MiB
-//! MMIO BAR0, a 64-bit prefetchable aperture BAR2 sized by the vGPU type, the GMCH control
-//! register that advertises the GGTT size, and an MSI capability.
+//! MMIO BAR0, a 64-bit prefetchable aperture BAR2 as large as the GPU's whole aperture
+//! (GVT-g sizes it so for every vGPU: a GEN9 i915 guest takes the aperture size from BAR2
+//! and refuses a balloon that does not fit in it), the GMCH control register that
+//! advertises the GGTT size, and an MSI capability.
 //!
 //! Every byte has a write mask; read-only bits keep their value whatever the guest writes.
 //! BARs size like hardware: writing all ones reads back the size mask.
@@ -40,8 +42,9 @@ pub(crate) struct ConfigSpace {
 }
 
 impl ConfigSpace {
-    /// Builds the config space of a vGPU whose aperture BAR is `aperture` bytes.
-    pub(crate) fn new(aperture: u64) -> Self {
+    /// The config space of a vGPU at power-on.
+    pub(crate) fn new() -> Self {
+        let aperture = crate::mm::partition::APERTURE_SIZE;
         let mut c = Self {
             bytes: [0; CFG_SIZE],
             wmask: [0; CFG_SIZE],
@@ -76,6 +79,11 @@ impl ConfigSpace {
             &[0xfc, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
         );
         c
+    }
+
+    /// Back to the power-on state: BARs, command, MSI address and data cleared.
+    pub(crate) fn reset(&mut self) {
+        *self = Self::new();
     }
 
     fn put16(&mut self, off: usize, v: u16) {
@@ -150,7 +158,7 @@ mod tests {
 
     #[test]
     fn identity() {
-        let c = ConfigSpace::new(64 << 20);
+        let c = ConfigSpace::new();
         assert_eq!(rd32(&c, 0), 0x1912_8086);
         assert_eq!(rd32(&c, 0x08) >> 8, 0x03_00_00);
         assert_eq!(rd32(&c, 0x34) & 0xff, 0xac);
@@ -163,8 +171,9 @@ mod tests {
 
     #[test]
     fn bar_sizing_like_hardware() {
-        for ap in [64u64 << 20, 512 << 20] {
-            let mut c = ConfigSpace::new(ap);
+        {
+            let ap = crate::mm::partition::APERTURE_SIZE;
+            let mut c = ConfigSpace::new();
             assert!(c.write(BAR0, &[0xff; 8]));
             assert_eq!(rd32(&c, BAR0), 0xff00_0004);
             assert_eq!(rd32(&c, BAR0 + 4), 0xffff_ffff);
@@ -178,7 +187,7 @@ mod tests {
 
     #[test]
     fn read_only_bits_stay() {
-        let mut c = ConfigSpace::new(64 << 20);
+        let mut c = ConfigSpace::new();
         assert!(c.write(0, &[0; 4]));
         assert_eq!(rd32(&c, 0), 0x1912_8086);
         assert!(c.write(COMMAND, &[0xff, 0xff]));
@@ -193,8 +202,24 @@ mod tests {
     }
 
     #[test]
+    fn reset_forgets_the_guest() {
+        let mut c = ConfigSpace::new();
+        assert!(c.write(BAR0, &0xfe00_0000u32.to_le_bytes()));
+        assert!(c.write(COMMAND, &[0x07, 0x04]));
+        assert!(c.write(MSI_CAP + 2, &[0x01, 0x00]));
+        assert!(c.write(MSI_CAP + 4, &[0xfc, 0xff, 0xff, 0xfe]));
+        assert!(c.msi_enabled());
+        c.reset();
+        assert_eq!(rd32(&c, BAR0), 0x4);
+        assert_eq!(rd32(&c, COMMAND) & 0xffff, 0);
+        assert_eq!(rd32(&c, MSI_CAP + 4), 0);
+        assert!(!c.msi_enabled());
+        assert!(!c.intx_disabled());
+    }
+
+    #[test]
     fn out_of_range_is_refused() {
-        let mut c = ConfigSpace::new(64 << 20);
+        let mut c = ConfigSpace::new();
         let mut b = [0u8; 8];
         assert!(!c.read(252, &mut b));
         assert!(!c.write(usize::MAX, &b));

@@ -1,7 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Virtual interrupts of a vGPU: the INTx and MSI eventfds QEMU hands over with
-//! `VFIO_DEVICE_SET_IRQS`, and how the vGPU raises an interrupt through them.
+//! Virtual interrupts of a vGPU: the INTx, MSI and device-request eventfds QEMU hands over
+//! with `VFIO_DEVICE_SET_IRQS`, and how the vGPU raises an interrupt through them.
+//!
+//! INTx is not auto-masked: the vGPU's interrupts are events (a GEN9 IIR bit that the
+//! guest clears), each signalled once as an edge on the INTx eventfd. So `GET_IRQ_INFO`
+//! does not report `AUTOMASKED`, and the unmask eventfd QEMU registers for KVM's
+//! resampling is accepted and held, but has nothing to unmask. An explicit mask from the
+//! user (`ACTION_MASK`) holds INTx back until `ACTION_UNMASK`; an interrupt raised while
+//! masked is kept pending and delivered on unmask, as a masked PCI INTx line would be.
+//!
+//! Guests use MSI (i915 does); INTx is there for a guest that disables it.
 
 use crate::vfio::{uapi, EventFd, IrqAction, IrqData, IrqSet};
 use kernel::prelude::*;
@@ -10,9 +19,14 @@ use kernel::prelude::*;
 #[derive(Default)]
 pub(crate) struct Irqs {
     intx: Option<EventFd>,
+    /// KVM's resample eventfd (`ACTION_UNMASK` with an eventfd); nothing to unmask.
     intx_unmask: Option<EventFd>,
     intx_masked: bool,
+    /// An interrupt raised while INTx was masked by the user.
+    intx_pending: bool,
     msi: Option<EventFd>,
+    /// Where device requests (`VfioOps::request`) are relayed to the user.
+    req: Option<EventFd>,
 }
 
 /// How an interrupt was delivered.
@@ -31,47 +45,54 @@ pub(crate) fn info(index: u32) -> (u32, u32) {
     match index {
         uapi::irq::INTX => (1, uapi::IRQ_INFO_EVENTFD | uapi::IRQ_INFO_MASKABLE),
         uapi::irq::MSI => (1, uapi::IRQ_INFO_EVENTFD | uapi::IRQ_INFO_NORESIZE),
+        uapi::irq::REQ => (1, uapi::IRQ_INFO_EVENTFD | uapi::IRQ_INFO_NORESIZE),
         _ => (0, 0),
     }
 }
 
+/// Whether a bool-data request acts (its one flag is set).
+fn flag(v: &KVec<bool>) -> bool {
+    v.first().copied().unwrap_or(false)
+}
+
 impl Irqs {
-    /// Applies a validated SET_IRQS request (the vfio core checked index, range and flags).
+    /// Applies a validated SET_IRQS request (the vfio core checked index, range and data
+    /// size, the vfio room that exactly one action is named).
+    ///
+    /// Returns whether the user asked to fire the interrupt (a loopback trigger).
     ///
     /// # Errors
     ///
     /// `EINVAL` for an action this interrupt does not support.
     pub(crate) fn set(&mut self, s: IrqSet) -> Result<bool> {
+        use IrqAction::*;
         let mut fire = false;
         match (s.index, s.action, s.data) {
-            (uapi::irq::INTX, IrqAction::Trigger, IrqData::EventFd(mut v)) => {
-                self.intx = v.pop().flatten()
+            (uapi::irq::INTX, Trigger, IrqData::EventFd(mut v)) => {
+                self.intx = v.pop().flatten();
+                self.intx_pending = false;
             }
-            (uapi::irq::MSI, IrqAction::Trigger, IrqData::EventFd(mut v)) => {
-                self.msi = v.pop().flatten()
-            }
-            (uapi::irq::INTX, IrqAction::Trigger, IrqData::None) if s.count == 0 => {
+            (uapi::irq::MSI, Trigger, IrqData::EventFd(mut v)) => self.msi = v.pop().flatten(),
+            (uapi::irq::REQ, Trigger, IrqData::EventFd(mut v)) => self.req = v.pop().flatten(),
+            (uapi::irq::INTX, Trigger, IrqData::None) if s.count == 0 => {
                 self.intx = None;
                 self.intx_unmask = None;
+                self.intx_masked = false;
+                self.intx_pending = false;
             }
-            (uapi::irq::MSI, IrqAction::Trigger, IrqData::None) if s.count == 0 => self.msi = None,
-            (_, IrqAction::Trigger, IrqData::None) => fire = true,
-            (_, IrqAction::Trigger, IrqData::Bool(v)) => fire = v.first().copied().unwrap_or(false),
-            (uapi::irq::INTX, IrqAction::Mask, IrqData::None) => self.intx_masked = true,
-            (uapi::irq::INTX, IrqAction::Mask, IrqData::Bool(v)) => {
-                if v.first().copied().unwrap_or(false) {
-                    self.intx_masked = true;
+            (uapi::irq::MSI, Trigger, IrqData::None) if s.count == 0 => self.msi = None,
+            (uapi::irq::REQ, Trigger, IrqData::None) if s.count == 0 => self.req = None,
+            (uapi::irq::INTX | uapi::irq::MSI, Trigger, IrqData::None) => fire = true,
+            (uapi::irq::INTX | uapi::irq::MSI, Trigger, IrqData::Bool(v)) => fire = flag(&v),
+            (uapi::irq::INTX, Mask, IrqData::None) => self.intx_masked = true,
+            (uapi::irq::INTX, Mask, IrqData::Bool(v)) => self.intx_masked |= flag(&v),
+            (uapi::irq::INTX, Unmask, IrqData::None) => fire |= self.unmask(),
+            (uapi::irq::INTX, Unmask, IrqData::Bool(v)) => {
+                if flag(&v) {
+                    fire |= self.unmask();
                 }
             }
-            (uapi::irq::INTX, IrqAction::Unmask, IrqData::None) => self.intx_masked = false,
-            (uapi::irq::INTX, IrqAction::Unmask, IrqData::Bool(v)) => {
-                if v.first().copied().unwrap_or(false) {
-                    self.intx_masked = false;
-                }
-            }
-            // KVM signals this eventfd when the guest EOIs the level interrupt (resample).
-            // The vGPU re-asserts nothing on EOI: its interrupts are edge-like events.
-            (uapi::irq::INTX, IrqAction::Unmask, IrqData::EventFd(mut v)) => {
+            (uapi::irq::INTX, Unmask, IrqData::EventFd(mut v)) => {
                 self.intx_unmask = v.pop().flatten()
             }
             _ => return Err(EINVAL),
@@ -79,8 +100,14 @@ impl Irqs {
         Ok(fire)
     }
 
-    /// Raises one interrupt: MSI if the guest enabled it, else INTx unless masked or
-    /// disabled in the command register.
+    /// Unmasks INTx; returns whether an interrupt is pending and should be raised now.
+    fn unmask(&mut self) -> bool {
+        self.intx_masked = false;
+        core::mem::take(&mut self.intx_pending)
+    }
+
+    /// Raises one interrupt: MSI if the guest enabled it, else INTx unless the user masked
+    /// it (then it stays pending) or the guest disabled it in the command register.
     pub(crate) fn raise(&mut self, msi_enabled: bool, intx_disabled: bool) -> Delivered {
         if msi_enabled {
             if let Some(e) = &self.msi {
@@ -89,14 +116,30 @@ impl Irqs {
             }
             return Delivered::Dropped;
         }
+        if intx_disabled {
+            return Delivered::Dropped;
+        }
         match &self.intx {
-            Some(e) if !self.intx_masked && !intx_disabled => {
+            Some(_) if self.intx_masked => {
+                self.intx_pending = true;
+                Delivered::Dropped
+            }
+            Some(e) => {
                 e.signal();
-                // INTx is level-triggered and vfio masks it on delivery.
-                self.intx_masked = true;
                 Delivered::Intx
             }
-            _ => Delivered::Dropped,
+            None => Delivered::Dropped,
+        }
+    }
+
+    /// Relays a device request to the user; `false` if no request eventfd is registered.
+    pub(crate) fn request(&self) -> bool {
+        match &self.req {
+            Some(e) => {
+                e.signal();
+                true
+            }
+            None => false,
         }
     }
 
@@ -129,12 +172,15 @@ mod tests {
     fn info_matches_vfio_pci() {
         assert_eq!(info(uapi::irq::INTX).0, 1);
         assert!(info(uapi::irq::INTX).1 & uapi::IRQ_INFO_MASKABLE != 0);
+        // Not auto-masked: the module documentation says why.
+        assert!(info(uapi::irq::INTX).1 & uapi::IRQ_INFO_AUTOMASKED == 0);
         assert_eq!(
             info(uapi::irq::MSI),
             (1, uapi::IRQ_INFO_EVENTFD | uapi::IRQ_INFO_NORESIZE)
         );
+        assert_eq!(info(uapi::irq::REQ).0, 1);
         assert_eq!(info(2), (0, 0));
-        assert_eq!(info(4), (0, 0));
+        assert_eq!(info(3), (0, 0));
     }
 
     #[test]
@@ -153,13 +199,17 @@ mod tests {
             i.set(req(uapi::irq::INTX, 0, IrqAction::Trigger, IrqData::None)),
             Ok(false)
         );
-        // MSI is not maskable.
+        // MSI is not maskable; the request interrupt only takes an eventfd.
         assert_eq!(
             i.set(req(uapi::irq::MSI, 1, IrqAction::Mask, IrqData::None)),
             Err(EINVAL)
         );
         assert_eq!(
             i.set(req(uapi::irq::MSI, 1, IrqAction::Unmask, bools(true))),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            i.set(req(uapi::irq::REQ, 1, IrqAction::Trigger, IrqData::None)),
             Err(EINVAL)
         );
         // INTx masks and unmasks; mask with an eventfd is not a thing.
@@ -186,10 +236,37 @@ mod tests {
     }
 
     #[test]
+    fn masked_intx_stays_pending() {
+        let mut i = Irqs {
+            intx_masked: true,
+            ..Default::default()
+        };
+        // Nothing wired: dropped, not pending.
+        assert_eq!(i.raise(false, false), Delivered::Dropped);
+        assert!(!i.intx_pending);
+        // Disabled by the guest: dropped.
+        assert_eq!(i.raise(false, true), Delivered::Dropped);
+        // Unmask with nothing pending does not ask to fire.
+        assert_eq!(
+            i.set(req(uapi::irq::INTX, 1, IrqAction::Unmask, IrqData::None)),
+            Ok(false)
+        );
+        // A pending interrupt fires on unmask.
+        i.intx_masked = true;
+        i.intx_pending = true;
+        assert_eq!(
+            i.set(req(uapi::irq::INTX, 1, IrqAction::Unmask, IrqData::None)),
+            Ok(true)
+        );
+        assert!(!i.intx_pending);
+    }
+
+    #[test]
     fn nothing_wired_drops() {
         let mut i = Irqs::default();
         assert_eq!(i.raise(true, false), Delivered::Dropped);
         assert_eq!(i.raise(false, false), Delivered::Dropped);
+        assert!(!i.request());
         // Tearing an eventfd down (fd -1) leaves nothing wired.
         let mut v = KVec::new();
         v.push(None, GFP_KERNEL).unwrap();

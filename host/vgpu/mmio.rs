@@ -9,7 +9,7 @@
 use crate::abi::pvinfo::{self, AvailRs, GmRange, VgtIf};
 use crate::mm::partition::Slice;
 use kernel::prelude::*;
-use zerocopy::{FromZeros, IntoBytes};
+use zerocopy::FromZeros;
 
 /// The capabilities a gvtpv host offers in `vgt_caps`.
 pub(crate) const HOST_CAPS: u32 = pvinfo::VGT_CAPS_FULL_PPGTT | pvinfo::VGT_CAPS_HWSP_EMULATION;
@@ -52,13 +52,45 @@ impl Fault {
         Some(Self::from_u32(i as u32))
     }
 
-    fn apply(self, p: &mut VgtIf) {
-        match self {
-            Self::None => {}
-            Self::Magic => p.magic.set(0x0bad_0bad_0bad_0bad),
-            Self::Version => p.version_major.set(pvinfo::VGT_VERSION_MAJOR + 1),
-            Self::Ranges => p.avail_rs.nonmappable_gmadr.base = p.avail_rs.mappable_gmadr.base,
-            Self::Fences => p.avail_rs.fence_num.set(crate::abi::gen::MAX_FENCES + 1),
+    /// The bytes the fault changes in `p`: their offset in the page and their new value
+    /// (little endian, `len` bytes of `bytes`).
+    fn patch(self, p: &VgtIf) -> Option<(usize, [u8; 8], usize)> {
+        let (off, v, len) = match self {
+            Self::None => return None,
+            Self::Magic => (pvinfo::offset::MAGIC, 0x0bad_0bad_0bad_0bad_u64, 8),
+            Self::Version => (
+                pvinfo::offset::VERSION_MAJOR,
+                u64::from(pvinfo::VGT_VERSION_MAJOR + 1),
+                2,
+            ),
+            Self::Ranges => (
+                pvinfo::offset::NONMAPPABLE_BASE,
+                u64::from(p.avail_rs.mappable_gmadr.base.get()),
+                4,
+            ),
+            Self::Fences => (
+                pvinfo::offset::FENCE_NUM,
+                u64::from(crate::abi::gen::MAX_FENCES + 1),
+                4,
+            ),
+        };
+        Some((off as usize, v.to_le_bytes(), len))
+    }
+
+    /// Applies the fault to `buf`, which holds page bytes `[at, at + buf.len())`: only the
+    /// bytes of the fault that fall inside the chunk change.
+    fn apply(self, p: &VgtIf, at: usize, buf: &mut [u8]) {
+        let Some((off, bytes, len)) = self.patch(p) else {
+            return;
+        };
+        let end = at + buf.len();
+        for (i, b) in bytes.iter().take(len).enumerate() {
+            let pos = off + i;
+            if (at..end).contains(&pos) {
+                if let Some(d) = buf.get_mut(pos - at) {
+                    *d = *b;
+                }
+            }
         }
     }
 }
@@ -77,8 +109,13 @@ pub(crate) enum Hit {
 }
 
 /// The MMIO state of one vGPU.
+///
+/// The PVINFO page lives on the heap: 4 KiB is too much for a kernel stack, and the page
+/// is built in place, never moved.
 pub(crate) struct Mmio {
-    pvinfo: VgtIf,
+    pvinfo: KBox<[u8; pvinfo::PVINFO_SIZE as usize]>,
+    /// What the host half says after a reset.
+    slice: Slice,
 }
 
 /// Builds the `avail_rs` block a vGPU with `s` sees.
@@ -93,41 +130,48 @@ pub(crate) fn avail_rs(s: &Slice) -> AvailRs {
 
 impl Mmio {
     /// The power-on state of the vGPU with slice `s`.
-    pub(crate) fn new(s: &Slice) -> Self {
-        Self {
-            pvinfo: VgtIf::new(s.id, HOST_CAPS, avail_rs(s)),
-        }
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM`.
+    pub(crate) fn new(s: &Slice) -> Result<Self> {
+        let mut m = Self {
+            pvinfo: KBox::zeroed(GFP_KERNEL)?,
+            slice: *s,
+        };
+        m.reset();
+        Ok(m)
     }
 
     /// The PVINFO page as the guest sees it.
     pub(crate) fn pvinfo(&self) -> &VgtIf {
-        &self.pvinfo
+        zerocopy::transmute_ref!(&*self.pvinfo)
     }
 
-    /// Device reset: the guest half of PVINFO goes back to zero.
+    fn pvinfo_mut(&mut self) -> &mut VgtIf {
+        zerocopy::transmute_mut!(&mut *self.pvinfo)
+    }
+
+    /// Power-on state: the host half as the slice says, the guest half zero.
     pub(crate) fn reset(&mut self) {
-        let half = pvinfo::PVINFO_GUEST_HALF as usize;
-        if let Some(g) = self.pvinfo.as_mut_bytes().get_mut(half..) {
-            g.fill(0);
-        }
+        self.pvinfo.fill(0);
+        let s = self.slice;
+        let p = self.pvinfo_mut();
+        p.magic.set(pvinfo::VGT_MAGIC);
+        p.version_major.set(pvinfo::VGT_VERSION_MAJOR);
+        p.version_minor.set(pvinfo::VGT_VERSION_MINOR);
+        p.vgt_id.set(s.id);
+        p.vgt_caps.set(HOST_CAPS);
+        p.avail_rs = avail_rs(&s);
     }
 
     /// Reads `buf.len()` bytes at BAR0 offset `off` (one naturally aligned chunk), with
     /// `fault` injected into what PVINFO shows.
     pub(crate) fn read(&self, off: u64, buf: &mut [u8], fault: Fault) -> Hit {
-        match pvinfo_range(off, buf.len()) {
-            Some(r) => {
-                let faulted;
-                let page = if fault == Fault::None {
-                    &self.pvinfo
-                } else {
-                    let mut p = self.pvinfo.clone();
-                    fault.apply(&mut p);
-                    faulted = p;
-                    &faulted
-                };
-                // PANIC: `pvinfo_range` returned a range inside the 4 KiB page.
-                buf.copy_from_slice(&page.as_bytes()[r]);
+        match pvinfo_range(off, buf.len()).and_then(|r| Some((r.start, self.pvinfo.get(r)?))) {
+            Some((at, src)) => {
+                buf.copy_from_slice(src);
+                fault.apply(self.pvinfo(), at, buf);
                 Hit::Pvinfo
             }
             None => {
@@ -146,11 +190,11 @@ impl Mmio {
         if !pvinfo::guest_writable(start, len) {
             return Hit::PvinfoReadOnly;
         }
-        if let Some(dst) = self.pvinfo.as_mut_bytes().get_mut(r) {
+        if let Some(dst) = self.pvinfo.get_mut(r) {
             dst.copy_from_slice(data);
         }
         if start == pvinfo::offset::G2V_NOTIFY && len == 4 {
-            return Hit::G2vNotify(self.pvinfo.g2v_notify.get());
+            return Hit::G2vNotify(self.pvinfo().g2v_notify.get());
         }
         Hit::Pvinfo
     }
@@ -169,7 +213,7 @@ fn pvinfo_range(off: u64, len: usize) -> Option<core::ops::Range<usize>> {
 mod tests {
     use super::*;
     use crate::abi::{gen, pvinfo::offset};
-    use crate::mm::partition::Partition;
+    use crate::mm::partition::{Partition, APERTURE_SIZE};
     use crate::vgpu::types::TYPES;
 
     fn rd32(m: &Mmio, off: u32) -> u32 {
@@ -183,7 +227,7 @@ mod tests {
         for t in TYPES.iter() {
             let mut p = Partition::new();
             let s = p.alloc(&t.request).unwrap();
-            let m = Mmio::new(&s);
+            let m = Mmio::new(&s).unwrap();
             assert_eq!(rd32(&m, 0), 0x7654_4776);
             assert_eq!(rd32(&m, 4), 0x4776_5447);
             assert_eq!(rd32(&m, offset::VERSION_MAJOR), 1);
@@ -199,7 +243,7 @@ mod tests {
             );
             assert_eq!(rd32(&m, offset::FENCE_NUM), t.request.fences);
             // What a guest would conclude from it.
-            let id = pvinfo::identify(m.pvinfo(), 4 << 30, t.request.aperture).unwrap();
+            let id = pvinfo::identify(m.pvinfo(), 4 << 30, APERTURE_SIZE).unwrap();
             assert_eq!(u64::from(id.mappable.0), s.aperture_base);
         }
     }
@@ -208,7 +252,7 @@ mod tests {
     fn injected_faults_are_what_a_guest_refuses() {
         let mut p = Partition::new();
         let s = p.alloc(&TYPES[0].request).unwrap();
-        let m = Mmio::new(&s);
+        let m = Mmio::new(&s).unwrap();
         let want = [
             None,
             Some(pvinfo::PvinfoError::BadMagic(0x0bad_0bad_0bad_0bad)),
@@ -218,11 +262,14 @@ mod tests {
         ];
         for (i, name) in Fault::NAMES.iter().enumerate() {
             let f = Fault::parse(name.as_bytes()).unwrap();
-            let mut page = VgtIf::new_zeroed();
-            for (k, dw) in page.as_mut_bytes().chunks_exact_mut(4).enumerate() {
+            // Read as a guest does, a dword at a time: each chunk carries only its part
+            // of the fault.
+            let mut page = KBox::<[u8; 4096]>::zeroed(GFP_KERNEL).unwrap();
+            for (k, dw) in page.chunks_exact_mut(4).enumerate() {
                 m.read(u64::from(pvinfo::PVINFO_OFFSET) + 4 * k as u64, dw, f);
             }
-            let got = pvinfo::identify(&page, 4 << 30, s.aperture_size).err();
+            let page: &VgtIf = zerocopy::transmute_ref!(&*page);
+            let got = pvinfo::identify(page, 4 << 30, APERTURE_SIZE).err();
             assert_eq!(got, want[i]);
         }
         assert_eq!(Fault::parse(b" magic\n"), Some(Fault::Magic));
@@ -235,7 +282,7 @@ mod tests {
     fn guest_writes_only_reach_the_guest_half() {
         let mut p = Partition::new();
         let s = p.alloc(&TYPES[0].request).unwrap();
-        let mut m = Mmio::new(&s);
+        let mut m = Mmio::new(&s).unwrap();
         let base = u64::from(pvinfo::PVINFO_OFFSET);
         assert_eq!(m.write(base, &[0; 4]), Hit::PvinfoReadOnly);
         assert_eq!(rd32(&m, 0), 0x7654_4776);

@@ -1,0 +1,530 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Guest memory, the one way the host reaches it: copies of ranges, and mapped views whose
+//! pages stay pinned in a pin cache keyed by guest frame.
+//!
+//! Addresses are guest DMA addresses (IOVAs of the vfio container; guest physical
+//! addresses while the guest has no vIOMMU).
+//!
+//! - [`GuestMemory::read`] and [`GuestMemory::write`] copy a range once. Whatever the
+//!   caller validates is its own copy, which the guest cannot change afterwards.
+//! - [`GuestMemory::map`] pins the pages of a range and returns a [`View`]: rings and the
+//!   shared area are read and written through it with single aligned 4- and 8-byte loads
+//!   and stores (never a byte-wise copy), so a value the guest writes concurrently is seen
+//!   whole or not at all.
+//!
+//! Pins are refcounted: a page mapped by several views is pinned once; the cache keeps it
+//! pinned after the last view is gone, until the guest unmaps it (`dma_unmap`), the device
+//! is reset or closed, or the cache needs room. When the user unmaps a range, every pin in
+//! it is dropped at once (the vfio core requires it), and views over it fail with `EFAULT`
+//! from then on: they never reach memory that is no longer the guest's.
+//!
+//! Memory ordering: a view's loads and stores are volatile and single-copy atomic, nothing
+//! more. A consumer that reads a producer's index and then the data it covers issues
+//! [`kernel::sync::barrier::smp_rmb`] between the two (the producer's `smp_wmb` pairs with
+//! it); a consumer that publishes its own index after reading the data issues
+//! [`kernel::sync::barrier::smp_mb`] before the store. The CTB rules in
+//! Documentation/abi.rst say which.
+//!
+//! Lock order: `GuestMemory::inner` before `vfio::Dma`'s state lock.
+
+use crate::vfio;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use kernel::{
+    new_mutex,
+    page::PAGE_SIZE,
+    prelude::*,
+    rbtree::RBTree,
+    sync::{Arc, Mutex},
+};
+
+const PAGE: u64 = PAGE_SIZE as u64;
+
+/// A guest page held for device access.
+pub(crate) trait GuestPage: Send + Sync {
+    /// The host frame number of the page.
+    fn pfn(&self) -> u64;
+    /// Whether the page is still pinned.
+    fn is_pinned(&self) -> bool;
+    /// Drops the pin now; the object stays safe to use (accesses fail or reach a page that
+    /// is still allocated). Idempotent.
+    fn unpin(&self);
+    /// One aligned 4-byte load at byte offset `off`.
+    fn load32(&self, off: usize) -> Result<u32>;
+    /// One aligned 8-byte load at byte offset `off`.
+    fn load64(&self, off: usize) -> Result<u64>;
+    /// One aligned 4-byte store at byte offset `off`.
+    fn store32(&self, off: usize, v: u32) -> Result;
+    /// One aligned 8-byte store at byte offset `off`.
+    fn store64(&self, off: usize, v: u64) -> Result;
+}
+
+/// Where guest pages come from: the vfio device of an open vGPU, or a fake in KUnit.
+pub(crate) trait Pinner: Send + Sync + Unpin {
+    /// A pinned page.
+    type Page: GuestPage;
+    /// Pins the page at DMA address `addr` (page aligned).
+    fn pin(&self, addr: u64, write: bool) -> Result<Self::Page>;
+    /// Copies between guest memory at `addr` and `buf` (`write`: to the guest).
+    fn rw(&self, addr: u64, buf: &mut [u8], write: bool) -> Result;
+}
+
+impl GuestPage for vfio::PinnedPage {
+    fn pfn(&self) -> u64 {
+        vfio::PinnedPage::pfn(self)
+    }
+    fn is_pinned(&self) -> bool {
+        vfio::PinnedPage::is_pinned(self)
+    }
+    fn unpin(&self) {
+        vfio::PinnedPage::unpin(self)
+    }
+    fn load32(&self, off: usize) -> Result<u32> {
+        vfio::PinnedPage::load32(self, off)
+    }
+    fn load64(&self, off: usize) -> Result<u64> {
+        vfio::PinnedPage::load64(self, off)
+    }
+    fn store32(&self, off: usize, v: u32) -> Result {
+        vfio::PinnedPage::store32(self, off, v)
+    }
+    fn store64(&self, off: usize, v: u64) -> Result {
+        vfio::PinnedPage::store64(self, off, v)
+    }
+}
+
+impl Pinner for Arc<vfio::Dma> {
+    type Page = vfio::PinnedPage;
+    fn pin(&self, addr: u64, write: bool) -> Result<Self::Page> {
+        vfio::Dma::pin(self, addr, write)
+    }
+    fn rw(&self, addr: u64, buf: &mut [u8], write: bool) -> Result {
+        vfio::Dma::rw(self, addr, buf, write)
+    }
+}
+
+/// One cached pin.
+struct Entry<G> {
+    page: G,
+    /// Whether the pin allows device writes.
+    writable: bool,
+    /// Live views holding this entry; only unused entries are evicted.
+    users: AtomicUsize,
+}
+
+/// What the pin cache did, for debugfs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PinStats {
+    /// Pages pinned now.
+    pub(crate) live: usize,
+    /// Pins taken.
+    pub(crate) pinned: u64,
+    /// Lookups served from the cache.
+    pub(crate) hits: u64,
+    /// Pins refused by the backend (unmapped address, memlock limit, ...).
+    pub(crate) failures: u64,
+    /// Pins dropped because the user unmapped their range.
+    pub(crate) unmapped: u64,
+    /// Pins dropped on reset, close or eviction.
+    pub(crate) released: u64,
+}
+
+struct Inner<P: Pinner> {
+    /// The source of pins; `None` while the device is closed.
+    pinner: Option<P>,
+    /// Guest frame number to pin.
+    map: RBTree<u64, Arc<Entry<P::Page>>>,
+    /// Most pages pinned at once.
+    limit: usize,
+    stats: PinStats,
+}
+
+/// The guest memory of one vGPU.
+#[pin_data]
+pub(crate) struct GuestMemory<P: Pinner> {
+    #[pin]
+    inner: Mutex<Inner<P>>,
+}
+
+impl<P: Pinner> Inner<P> {
+    /// Drops every pin whose frame lies in `[first, last]`; returns how many.
+    fn drop_frames(&mut self, first: u64, last: u64) -> usize {
+        let mut n = 0;
+        while let Some(c) = self.map.cursor_lower_bound_mut(&first) {
+            if *c.current().0 > last {
+                break;
+            }
+            let (_, node) = c.remove_current();
+            let (_, e) = node.to_key_value();
+            e.page.unpin();
+            n += 1;
+        }
+        self.stats.live = self.stats.live.saturating_sub(n);
+        n
+    }
+
+    /// Makes room for one more pin, evicting an entry no view uses.
+    fn make_room(&mut self) -> Result {
+        if self.stats.live < self.limit {
+            return Ok(());
+        }
+        let victim = self
+            .map
+            .iter()
+            .find(|(_, e)| e.users.load(Ordering::Acquire) == 0)
+            .map(|(k, _)| *k)
+            .ok_or(ENOSPC)?;
+        self.drop_frames(victim, victim);
+        self.stats.released += 1;
+        Ok(())
+    }
+
+    /// The entry of frame `gfn`, pinned now if it is not cached.
+    fn get(&mut self, gfn: u64, write: bool) -> Result<Arc<Entry<P::Page>>> {
+        if let Some(e) = self.map.get(&gfn) {
+            if e.page.is_pinned() && (e.writable || !write) {
+                self.stats.hits += 1;
+                return Ok(e.clone());
+            }
+        }
+        // Missing, dropped, or read-only but wanted writable: (re)pin.
+        if self.map.get(&gfn).is_some() {
+            self.drop_frames(gfn, gfn);
+            self.stats.released += 1;
+        }
+        self.make_room()?;
+        let addr = gfn.checked_mul(PAGE).ok_or(EINVAL)?;
+        let pinner = self.pinner.as_ref().ok_or(ENODEV)?;
+        let page = pinner.pin(addr, write).inspect_err(|_| {
+            self.stats.failures += 1;
+        })?;
+        let e = Arc::new(
+            Entry {
+                page,
+                writable: write,
+                users: AtomicUsize::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        self.map.try_create_and_insert(gfn, e.clone(), GFP_KERNEL)?;
+        self.stats.live += 1;
+        self.stats.pinned += 1;
+        Ok(e)
+    }
+}
+
+impl<P: Pinner> GuestMemory<P> {
+    /// Guest memory with no device behind it yet, pinning at most `limit` pages at once.
+    pub(crate) fn new(limit: usize) -> impl PinInit<Self> {
+        pin_init!(Self {
+            inner <- new_mutex!(Inner {
+                pinner: None,
+                map: RBTree::new(),
+                limit,
+                stats: PinStats::default(),
+            }),
+        })
+    }
+
+    /// The device was opened: pins come from `pinner` now.
+    pub(crate) fn attach(&self, pinner: P) {
+        let mut g = self.inner.lock();
+        let n = g.drop_frames(0, u64::MAX);
+        g.stats.released += n as u64;
+        g.pinner = Some(pinner);
+    }
+
+    /// The device was closed: every pin goes, and nothing reaches guest memory any more.
+    pub(crate) fn detach(&self) {
+        let mut g = self.inner.lock();
+        let n = g.drop_frames(0, u64::MAX);
+        g.stats.released += n as u64;
+        g.pinner = None;
+    }
+
+    /// Device reset: every pin goes; the device stays usable.
+    pub(crate) fn reset(&self) {
+        let mut g = self.inner.lock();
+        let n = g.drop_frames(0, u64::MAX);
+        g.stats.released += n as u64;
+    }
+
+    /// The user unmapped `[addr, addr + len)`: every pin in it goes before this returns.
+    pub(crate) fn unmap(&self, addr: u64, len: u64) -> usize {
+        if len == 0 {
+            return 0;
+        }
+        let last = addr.saturating_add(len - 1);
+        let mut g = self.inner.lock();
+        let n = g.drop_frames(addr / PAGE, last / PAGE);
+        g.stats.unmapped += n as u64;
+        n
+    }
+
+    /// What the cache did so far.
+    pub(crate) fn stats(&self) -> PinStats {
+        self.inner.lock().stats
+    }
+
+    /// Copies `buf.len()` bytes of guest memory at `addr` into `buf`, once.
+    ///
+    /// # Errors
+    ///
+    /// `ENODEV` while closed; the backend's error for an unmapped range.
+    pub(crate) fn read(&self, addr: u64, buf: &mut [u8]) -> Result {
+        let g = self.inner.lock();
+        g.pinner.as_ref().ok_or(ENODEV)?.rw(addr, buf, false)
+    }
+
+    /// Copies `data` into guest memory at `addr`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Self::read`].
+    pub(crate) fn write(&self, addr: u64, data: &[u8]) -> Result {
+        let mut tmp = KVec::new();
+        tmp.extend_from_slice(data, GFP_KERNEL)?;
+        let g = self.inner.lock();
+        g.pinner.as_ref().ok_or(ENODEV)?.rw(addr, &mut tmp, true)
+    }
+
+    /// Pins the pages of `[addr, addr + len)` and returns a view of them; `write` asks for
+    /// a view the host may store through.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for an empty or wrapping range, `ENOSPC` when the pins would exceed the
+    /// limit, `ENODEV` while closed, the backend's error for a page it cannot pin. On error
+    /// no view exists; pages pinned on the way stay cached and evictable.
+    pub(crate) fn map(&self, addr: u64, len: usize, write: bool) -> Result<View<P::Page>> {
+        let end = addr.checked_add(len as u64).ok_or(EINVAL)?;
+        if len == 0 {
+            return Err(EINVAL);
+        }
+        let (first, last) = (addr / PAGE, (end - 1) / PAGE);
+        let count = usize::try_from(last - first + 1).map_err(|_| EINVAL)?;
+        let mut g = self.inner.lock();
+        if count > g.limit {
+            return Err(ENOSPC);
+        }
+        let mut view = View {
+            pages: KVec::with_capacity(count, GFP_KERNEL)?,
+            start: (addr % PAGE) as usize,
+            len,
+            write,
+        };
+        for gfn in first..=last {
+            let e = g.get(gfn, write)?;
+            view.pages.push(e.clone(), GFP_KERNEL)?;
+            // Counted once it is in the view, whose drop balances it on every path.
+            e.users.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(view)
+    }
+}
+
+/// Pinned guest pages seen as one range.
+pub(crate) struct View<G: GuestPage> {
+    pages: KVec<Arc<Entry<G>>>,
+    /// Offset of the range in its first page.
+    start: usize,
+    len: usize,
+    write: bool,
+}
+
+impl<G: GuestPage> View<G> {
+    /// Length of the range in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The page and in-page offset of byte `off` for a `size`-byte access.
+    fn slot(&self, off: usize, size: usize) -> Result<(&G, usize)> {
+        let end = off.checked_add(size).ok_or(EINVAL)?;
+        if end > self.len {
+            return Err(EINVAL);
+        }
+        let abs = self.start + off;
+        if abs % size != 0 {
+            return Err(EINVAL);
+        }
+        let e = self.pages.get(abs / PAGE_SIZE).ok_or(EINVAL)?;
+        if !e.page.is_pinned() {
+            return Err(EFAULT);
+        }
+        Ok((&e.page, abs % PAGE_SIZE))
+    }
+
+    fn writable(&self) -> Result {
+        if self.write {
+            Ok(())
+        } else {
+            Err(EPERM)
+        }
+    }
+
+    /// Loads the dword at `off` (4-byte aligned in guest memory) with one access.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if unaligned or outside the view, `EFAULT` once the page was unmapped.
+    pub(crate) fn load32(&self, off: usize) -> Result<u32> {
+        let (p, o) = self.slot(off, 4)?;
+        p.load32(o)
+    }
+
+    /// Loads the qword at `off` (8-byte aligned in guest memory) with one access.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Self::load32`].
+    pub(crate) fn load64(&self, off: usize) -> Result<u64> {
+        let (p, o) = self.slot(off, 8)?;
+        p.load64(o)
+    }
+
+    /// Stores the dword `v` at `off` (4-byte aligned in guest memory) with one access.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Self::load32`]; `EPERM` for a read-only view.
+    pub(crate) fn store32(&self, off: usize, v: u32) -> Result {
+        self.writable()?;
+        let (p, o) = self.slot(off, 4)?;
+        p.store32(o, v)
+    }
+
+    /// Stores the qword `v` at `off` (8-byte aligned in guest memory) with one access.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Self::store32`].
+    pub(crate) fn store64(&self, off: usize, v: u64) -> Result {
+        self.writable()?;
+        let (p, o) = self.slot(off, 8)?;
+        p.store64(o, v)
+    }
+
+    /// The host frame numbers of the view's pages, in order.
+    pub(crate) fn pfns(&self) -> impl Iterator<Item = u64> + '_ {
+        self.pages.iter().map(|e| e.page.pfn())
+    }
+}
+
+impl<G: GuestPage> Drop for View<G> {
+    fn drop(&mut self) {
+        for e in self.pages.iter() {
+            e.users.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+#[cfg(CONFIG_KUNIT)]
+pub(crate) mod fake;
+
+#[kunit_tests(gvtpv_host_guest_memory)]
+mod tests {
+    use super::fake::FakeGuest;
+    use super::*;
+
+    type Mem = Pin<KBox<GuestMemory<Arc<FakeGuest>>>>;
+
+    fn mem(pages: usize, limit: usize) -> (Arc<FakeGuest>, Mem) {
+        let g = FakeGuest::new(pages).unwrap();
+        let m = KBox::pin_init(GuestMemory::new(limit), GFP_KERNEL).unwrap();
+        m.attach(g.clone());
+        (g, m)
+    }
+
+    #[test]
+    fn copies_and_single_accesses() {
+        let (g, m) = mem(4, 8);
+        let pattern: [u8; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+        // A copy across a page boundary.
+        m.write(PAGE - 4, &pattern).unwrap();
+        let mut back = [0u8; 12];
+        m.read(PAGE - 4, &mut back).unwrap();
+        assert_eq!(back, pattern);
+        // A view across the same boundary sees it, dword by dword.
+        let v = m.map(PAGE - 8, 16, true).unwrap();
+        assert_eq!(v.load32(4).unwrap(), 0x0403_0201);
+        assert_eq!(v.load64(8).unwrap(), 0x0c0b_0a09_0807_0605);
+        v.store32(12, 0xdead_beef).unwrap();
+        assert_eq!(g.peek32(PAGE + 4), 0xdead_beef);
+        v.store64(0, 0x1122_3344_5566_7788).unwrap();
+        assert_eq!(g.peek32(PAGE - 8), 0x5566_7788);
+        assert_eq!(g.peek32(PAGE - 4), 0x1122_3344);
+        // Unaligned, outside, and read-only stores are refused.
+        assert_eq!(v.load32(2), Err(EINVAL));
+        assert_eq!(v.load64(4), Err(EINVAL));
+        assert_eq!(v.load32(16), Err(EINVAL));
+        let ro = m.map(0, 8, false).unwrap();
+        assert_eq!(ro.store32(0, 1), Err(EPERM));
+        // Two pages pinned once each, though mapped twice over.
+        assert_eq!(m.stats().live, 2);
+        assert_eq!(g.pins(), 2);
+        assert_eq!(v.pfns().count(), 2);
+        assert_eq!(v.len(), 16);
+    }
+
+    #[test]
+    fn unmap_while_pinned() {
+        let (g, m) = mem(4, 8);
+        let v = m.map(0, 2 * PAGE as usize, true).unwrap();
+        v.store32(PAGE as usize, 7).unwrap();
+        // The user unmaps the second page: its pin goes at once, the view fails there.
+        assert_eq!(m.unmap(PAGE, PAGE), 1);
+        assert_eq!(g.unpins(), 1);
+        assert_eq!(v.load32(PAGE as usize), Err(EFAULT));
+        assert_eq!(v.store32(PAGE as usize, 8), Err(EFAULT));
+        // The page the guest unmapped was not written after the unmap.
+        assert_eq!(g.peek32(PAGE), 7);
+        // The first page is still fine; mapping the range again pins the second anew.
+        assert!(v.load32(0).is_ok());
+        let v2 = m.map(PAGE, 4, false).unwrap();
+        assert_eq!(v2.load32(0).unwrap(), 7);
+        assert_eq!(g.pins(), 3);
+        assert_eq!(m.stats().unmapped, 1);
+        // An unmap of nothing drops nothing.
+        assert_eq!(m.unmap(3 * PAGE, 0), 0);
+    }
+
+    #[test]
+    fn reset_and_close_drop_every_pin() {
+        let (g, m) = mem(4, 8);
+        let v = m.map(0, 3 * PAGE as usize, false).unwrap();
+        m.reset();
+        assert_eq!(g.unpins(), 3);
+        assert_eq!(m.stats().live, 0);
+        assert_eq!(v.load32(0), Err(EFAULT));
+        let _v = m.map(0, 4, false).unwrap();
+        m.detach();
+        assert_eq!(g.unpins(), 4);
+        let mut b = [0u8; 4];
+        assert_eq!(m.read(0, &mut b), Err(ENODEV));
+        assert!(matches!(m.map(0, 4, false), Err(e) if e == ENODEV));
+    }
+
+    #[test]
+    fn failures_are_errors() {
+        let (g, m) = mem(4, 3);
+        // A page the backend refuses (outside guest memory, or the memlock limit).
+        g.fail_at(2);
+        assert!(matches!(m.map(PAGE, 2 * PAGE as usize, false), Err(e) if e == EFAULT));
+        assert_eq!(m.stats().failures, 1);
+        // Nothing of the failed view stays in use: all of it can be evicted.
+        g.fail_at(u64::MAX);
+        let _a = m.map(2 * PAGE, 4, false).unwrap();
+        let _b = m.map(3 * PAGE, 4, false).unwrap();
+        let _c = m.map(0, 4, false).unwrap();
+        // Three pages in use: a fourth is refused, not pinned beyond the limit.
+        assert!(matches!(m.map(PAGE, 4, false), Err(e) if e == ENOSPC));
+        assert!(matches!(m.map(0, 4 * PAGE as usize, false), Err(e) if e == ENOSPC));
+        drop(_c);
+        assert!(m.map(PAGE, 4, false).is_ok());
+        assert!(m.stats().live <= 3);
+        // Empty and wrapping ranges.
+        assert!(matches!(m.map(0, 0, false), Err(e) if e == EINVAL));
+        assert!(matches!(m.map(u64::MAX - 1, 4, false), Err(e) if e == EINVAL));
+    }
+}

@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Guest memory through an open vfio device: copies, pins, and pinned pages read and
+//! written with single aligned accesses.
+//!
+//! A [`Dma`] lives from `open_device` to `close_device`. Pins taken through it are vfio pins
+//! (`vfio_pin_pages`) plus a page reference of our own: the vfio core asks the driver to
+//! drop its pins when the user unmaps a range ([`PinnedPage::unpin`]), and a user of the
+//! page that has not noticed yet must still point at allocated memory. After
+//! [`Dma::close`] nothing reaches the device any more; a pin that outlives the open is a
+//! driver bug, reported in the log, and never handed back to a closed device.
+//!
+//! Lock order: `Dma::state` is taken before the vfio core's own locks (the container's or
+//! iommufd's), both when pinning and from `dma_unmap`, where the core holds none of them.
+
+use core::{
+    ptr::NonNull,
+    sync::atomic::{AtomicBool, Ordering},
+};
+use kernel::{
+    bindings,
+    error::to_result,
+    ffi::c_int,
+    new_mutex,
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{Arc, Mutex},
+};
+
+/// Whether the device is still open, and how many pins are out.
+struct DmaState {
+    open: bool,
+    pins: u64,
+}
+
+/// The guest-memory handle of one open of a vfio device.
+///
+/// # Invariants
+///
+/// While `state.open` is true, `vdev` is a live vfio device that is open.
+#[pin_data]
+pub(crate) struct Dma {
+    vdev: NonNull<bindings::vfio_device>,
+    #[pin]
+    state: Mutex<DmaState>,
+}
+
+// SAFETY: `vdev` is only used under `state`'s lock while the device is open; the vfio calls
+// made with it may come from any thread.
+unsafe impl Send for Dma {}
+// SAFETY: as above: every use of `vdev` takes `state`'s lock.
+unsafe impl Sync for Dma {}
+
+impl Dma {
+    /// A handle for `vdev`, which is being opened.
+    ///
+    /// # Safety
+    ///
+    /// `vdev` must be a live vfio device that stays open until [`Dma::close`] is called.
+    pub(super) unsafe fn new(vdev: *mut bindings::vfio_device) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            vdev: NonNull::new(vdev).ok_or(EINVAL)?,
+            // INVARIANT: open by the caller's contract until `close`.
+            state <- new_mutex!(DmaState { open: true, pins: 0 }),
+        })
+    }
+
+    /// The device is being closed: nothing may reach it any more.
+    pub(super) fn close(&self) {
+        let mut st = self.state.lock();
+        if st.pins != 0 {
+            pr_err!(
+                "gvtpv: {} guest page pins outlived the device open; dropped\n",
+                st.pins
+            );
+        }
+        st.open = false;
+    }
+
+    /// Copies between guest memory at DMA address `iova` and `buf` (`write`: to the guest).
+    ///
+    /// # Errors
+    ///
+    /// `ENODEV` once the device is closed; `EINVAL` if the range is not mapped; `EFAULT`.
+    pub(crate) fn rw(&self, iova: u64, buf: &mut [u8], write: bool) -> Result {
+        let st = self.state.lock();
+        if !st.open {
+            return Err(ENODEV);
+        }
+        // SAFETY: the device is open (type invariant, checked under the lock, which stays
+        // held); `buf` is valid for `buf.len()` bytes for the whole call.
+        to_result(unsafe {
+            bindings::vfio_dma_rw(
+                self.vdev.as_ptr(),
+                iova,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                write,
+            )
+        })
+    }
+
+    /// Pins the guest page at DMA address `iova` (page aligned), writable if `write`.
+    ///
+    /// # Errors
+    ///
+    /// `ENODEV` once closed, `EINVAL` for an unaligned address, or the vfio core's error
+    /// (`EINVAL` for an unmapped address, `ENOMEM` past `RLIMIT_MEMLOCK`, `EFAULT`).
+    pub(crate) fn pin(self: &Arc<Self>, iova: u64, write: bool) -> Result<PinnedPage> {
+        const IOMMU_READ: c_int = 1 << 0;
+        const IOMMU_WRITE: c_int = 1 << 1;
+        if iova % PAGE_SIZE as u64 != 0 {
+            return Err(EINVAL);
+        }
+        let prot = IOMMU_READ | if write { IOMMU_WRITE } else { 0 };
+        let mut st = self.state.lock();
+        if !st.open {
+            return Err(ENODEV);
+        }
+        let mut page: *mut bindings::page = core::ptr::null_mut();
+        // SAFETY: the device is open (type invariant, under the lock); `page` has room for
+        // the one pointer asked for.
+        let n = unsafe { bindings::vfio_pin_pages(self.vdev.as_ptr(), iova, 1, prot, &mut page) };
+        if n < 0 {
+            return Err(Error::from_errno(n));
+        }
+        let Some(page) = NonNull::new(page).filter(|_| n == 1) else {
+            if n == 1 {
+                // SAFETY: one page was pinned above on this open device; give it back.
+                unsafe { bindings::vfio_unpin_pages(self.vdev.as_ptr(), iova, 1) };
+            }
+            return Err(EFAULT);
+        };
+        // SAFETY: `page` is pinned, hence live; this reference is ours until `drop`.
+        unsafe { bindings::get_page(page.as_ptr()) };
+        st.pins += 1;
+        // INVARIANT: one vfio pin (counted in `pins`) and one page reference taken.
+        Ok(PinnedPage {
+            dma: self.clone(),
+            iova,
+            page,
+            pinned: AtomicBool::new(true),
+        })
+    }
+
+    /// Gives one pin of `iova` back, unless the device was closed meanwhile.
+    fn unpin(&self, iova: u64) {
+        let mut st = self.state.lock();
+        if st.open {
+            // SAFETY: the device is open (type invariant, under the lock) and `iova` carries
+            // a pin taken through it (the caller's `PinnedPage` invariant).
+            unsafe { bindings::vfio_unpin_pages(self.vdev.as_ptr(), iova, 1) };
+            st.pins = st.pins.saturating_sub(1);
+        }
+    }
+}
+
+/// One guest page pinned for device access.
+///
+/// # Invariants
+///
+/// While `pinned` is true we own one vfio pin of `iova` on `dma`; `page` is the host page
+/// behind it, on which we own one page reference for as long as this object lives.
+pub(crate) struct PinnedPage {
+    dma: Arc<Dma>,
+    iova: u64,
+    page: NonNull<bindings::page>,
+    pinned: AtomicBool,
+}
+
+// SAFETY: the page reference may be dropped from any thread; accesses to the page are
+// single volatile loads and stores or bounded copies, which any thread may make.
+unsafe impl Send for PinnedPage {}
+// SAFETY: as above; `pinned` is atomic.
+unsafe impl Sync for PinnedPage {}
+
+/// Whether `off` is a naturally aligned `size`-byte slot inside a page.
+fn slot(off: usize, size: usize) -> Result {
+    if off % size == 0 && off.checked_add(size).is_some_and(|e| e <= PAGE_SIZE) {
+        Ok(())
+    } else {
+        Err(EINVAL)
+    }
+}
+
+impl PinnedPage {
+    /// The host frame number of the page.
+    pub(crate) fn pfn(&self) -> u64 {
+        // SAFETY: we hold a page reference (type invariant).
+        (unsafe { bindings::page_to_pfn(self.page.as_ptr()) }) as u64
+    }
+
+    /// Whether the vfio pin is still held (not yet dropped by [`Self::unpin`]).
+    pub(crate) fn is_pinned(&self) -> bool {
+        self.pinned.load(Ordering::Acquire)
+    }
+
+    /// Gives the vfio pin back now (the user unmapped the page); the page stays readable
+    /// through this object until it is dropped. Idempotent.
+    pub(crate) fn unpin(&self) {
+        if self.pinned.swap(false, Ordering::AcqRel) {
+            // INVARIANT: the pin is given back exactly once.
+            self.dma.unpin(self.iova);
+        }
+    }
+
+    /// Runs `f` on the kernel mapping of the page.
+    fn with_map<R>(&self, f: impl FnOnce(*mut u8) -> R) -> R {
+        // SAFETY: we hold a page reference (type invariant), so the page is live; the local
+        // mapping is undone below, on this thread, before anything else is mapped.
+        let va = unsafe { bindings::kmap_local_page(self.page.as_ptr()) }.cast::<u8>();
+        let r = f(va);
+        // SAFETY: `va` is the mapping made above.
+        unsafe { bindings::kunmap_local(va.cast()) };
+        r
+    }
+
+    /// Loads the dword at byte offset `off` with one aligned access.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if `off` is unaligned or outside the page.
+    pub(crate) fn load32(&self, off: usize) -> Result<u32> {
+        slot(off, 4)?;
+        // SAFETY: `off` is a 4-byte aligned slot inside the mapped page (checked above).
+        Ok(self.with_map(|va| unsafe { va.add(off).cast::<u32>().read_volatile() }))
+    }
+
+    /// Loads the qword at byte offset `off` with one aligned access.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if `off` is unaligned or outside the page.
+    pub(crate) fn load64(&self, off: usize) -> Result<u64> {
+        slot(off, 8)?;
+        // SAFETY: `off` is an 8-byte aligned slot inside the mapped page (checked above).
+        Ok(self.with_map(|va| unsafe { va.add(off).cast::<u64>().read_volatile() }))
+    }
+
+    /// Stores the dword `v` at byte offset `off` with one aligned access.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if `off` is unaligned or outside the page.
+    pub(crate) fn store32(&self, off: usize, v: u32) -> Result {
+        slot(off, 4)?;
+        // SAFETY: `off` is a 4-byte aligned slot inside the mapped page (checked above).
+        self.with_map(|va| unsafe { va.add(off).cast::<u32>().write_volatile(v) });
+        Ok(())
+    }
+
+    /// Stores the qword `v` at byte offset `off` with one aligned access.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if `off` is unaligned or outside the page.
+    pub(crate) fn store64(&self, off: usize, v: u64) -> Result {
+        slot(off, 8)?;
+        // SAFETY: `off` is an 8-byte aligned slot inside the mapped page (checked above).
+        self.with_map(|va| unsafe { va.add(off).cast::<u64>().write_volatile(v) });
+        Ok(())
+    }
+}
+
+impl Drop for PinnedPage {
+    fn drop(&mut self) {
+        self.unpin();
+        // SAFETY: we own one page reference (type invariant), dropped exactly once here.
+        unsafe { bindings::put_page(self.page.as_ptr()) };
+    }
+}
