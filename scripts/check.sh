@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # `make check`: installs what is missing, builds everything and runs every test:
-#   cargo tests and clippy of shared-abi, rustfmt, both modules under clippy with
-#   warnings as errors, and the VM scenarios (KUnit suites of both modules run at insmod
-#   in L1 and L2). Ends with "N passed, N failed" and exits non-zero on any failure.
+#   cargo tests and clippy of shared-abi, rustfmt, a bounded fuzz run, both modules under
+#   clippy with warnings as errors, the stack-frame check of both modules, and the VM
+#   scenarios (KUnit suites of both modules run at insmod in L1 and L2; L2 on KVM inside
+#   L1 unless GVTPV_L2_ACCEL=tcg). Ends with "N passed, N failed" and exits non-zero on
+#   any failure.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$GVTPV_TOP"
 
-SCENARIOS=(${GVTPV_SCENARIOS:-identify two-vgpus refuse})
+SCENARIOS=(${GVTPV_SCENARIOS:-identify two-vgpus refuse legacy iommufd hostile-vfio})
 L2ACCEL=${GVTPV_L2_ACCEL:-kvm}
 passed=0 failed=0 skipped=0
 R=$GVTPV_TOP/build/check
@@ -23,7 +25,11 @@ step "check: kernel (cached after the first run)"
 kdir=$(scripts/kernel.sh | tail -n 1)
 
 step "check: shared-abi cargo tests"
-if cargo test -p gvtpv_abi >"$R/cargo.log" 2>&1; then :; else echo "  cargo test failed, see $R/cargo.log"; tail -n 30 "$R/cargo.log"; fi
+if cargo test -p gvtpv_abi >"$R/cargo.log" 2>&1; then
+	result ok "cargo test exit status"
+else
+	result fail "cargo test exit status (see $R/cargo.log)"; tail -n 30 "$R/cargo.log"
+fi
 while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
 	sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$R/cargo.log")
 grep -q '^test result:' "$R/cargo.log" || result fail "cargo test ran"
@@ -34,14 +40,13 @@ if cargo clippy -p gvtpv_abi --all-targets -- -D warnings >"$R/clippy.log" 2>&1;
 if make -s fmt-check >"$R/fmt.log" 2>&1; then result ok "rustfmt"; else result fail "rustfmt (run make fmt)"; head -n 30 "$R/fmt.log"; fi
 
 step "check: bounded fuzz run of the host path (10 s)"
-if rustup toolchain list | grep -q '^nightly'; then
-	if scripts/fuzz.sh 10 >"$R/fuzz.log" 2>&1; then
-		result ok "fuzz host_path 10 s ($(grep -o 'Done [0-9]* runs' "$R/fuzz.log" | tail -n 1))"
-	else
-		result fail "fuzz host_path (see $R/fuzz.log)"; tail -n 30 "$R/fuzz.log"
-	fi
+# A fuzz run that cannot run (no nightly, no cargo-fuzz) fails the check: fuzz.sh installs
+# what it needs first.
+if scripts/fuzz.sh 10 >"$R/fuzz.log" 2>&1 && runs=$(grep -o 'Done [0-9]* runs' "$R/fuzz.log" | tail -n 1) &&
+	[ -n "$runs" ]; then
+	result ok "fuzz host_path 10 s ($runs)"
 else
-	echo "  no nightly toolchain: fuzz run skipped"; skipped=$((skipped + 1))
+	result fail "fuzz host_path did not run to completion (see $R/fuzz.log)"; tail -n 30 "$R/fuzz.log"
 fi
 
 step "check: modules"
@@ -49,6 +54,13 @@ if scripts/build.sh >/dev/null 2>"$R/modules.err"; then result ok "modules build
 	result fail "modules build"; cat "$R/modules.err"
 	echo "$passed passed, $failed failed"; exit 1
 fi
+step "check: stack frames of both modules (at most 2048 bytes each)"
+if scripts/stack-check.py --limit 2048 host/gvtpv_host.ko guest/gvtpv_guest.ko >"$R/stack.log" 2>&1; then
+	result ok "no stack frame above 2 KiB ($(grep -m1 -A1 'gvtpv_host.ko' "$R/stack.log" | tail -n 1 | awk '{print $1}') bytes at most in the host)"
+else
+	result fail "stack frames above 2 KiB"
+fi
+cat "$R/stack.log"
 scripts/vm/images.sh "$kdir"
 
 for s in "${SCENARIOS[@]}"; do
@@ -63,18 +75,17 @@ for s in "${SCENARIOS[@]}"; do
 	passed=$((passed + p)); failed=$((failed + f))
 done
 
-# KUnit: a suite runs at every insmod; count each suite once, with the worst run's
-# failures, so a case that fails in any run fails the check.
+# KUnit: a suite runs at every insmod; kunit-summary.py counts each suite once, from its
+# worst run, so a case that fails in any run fails the check and passes and failures come
+# from the same run.
 step "check: KUnit results"
-cat "$R"/*.log 2>/dev/null |
-	sed -n 's/^\(\[L2\] \)\{0,1\}# \(gvtpv_[a-z_]*\): pass:\([0-9]*\) fail:\([0-9]*\) skip:\([0-9]*\) total:.*/\2 \3 \4 \5/p' |
-	awk '{ if (!($1 in p)) { p[$1] = $2; s[$1] = $4 } if ($3 > f[$1]) f[$1] = $3; if (!($1 in f)) f[$1] = $3 }
-	     END { for (k in p) print k, p[k], f[k] + 0, s[k] }' | sort >"$R/kunit.txt"
+scripts/kunit-summary.py "$R"/*.log >"$R/kunit.txt"
 while read -r suite p f s; do
 	echo "  KUnit $suite: $p passed, $f failed, $s skipped"
 	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 done <"$R/kunit.txt"
-for want in gvtpv_host_partition gvtpv_host_cfg gvtpv_host_mmio gvtpv_host_access gvtpv_host_irq gvtpv_guest_pvinfo; do
+for want in gvtpv_host_partition gvtpv_host_cfg gvtpv_host_mmio gvtpv_host_access gvtpv_host_irq \
+	gvtpv_host_region gvtpv_host_vfio_irqset gvtpv_host_guest_memory gvtpv_guest_pvinfo; do
 	grep -q "^$want " "$R/kunit.txt" || result fail "KUnit suite $want ran"
 done
 

@@ -4,7 +4,10 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 secs=${1:-300}
-rustup toolchain list | grep -q '^nightly' || die "cargo fuzz needs a nightly toolchain" "rustup toolchain install nightly"
+if ! rustup toolchain list | grep -q '^nightly'; then
+	step "fuzz: rustup toolchain install nightly (cargo fuzz needs it)"
+	logged "$GVTPV_LOGDIR/nightly.log" rustup toolchain install nightly --profile minimal
+fi
 if ! command -v cargo-fuzz >/dev/null; then
 	step "fuzz: cargo install cargo-fuzz 0.13.2"
 	logged "$GVTPV_LOGDIR/cargo-fuzz.log" cargo install --locked cargo-fuzz --version 0.13.2
