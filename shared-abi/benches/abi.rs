@@ -9,6 +9,8 @@ use std::hint::black_box;
 fn ring(c: &mut Criterion) {
     let mut buf = vec![0u32; 4096];
     let mut r = ctb::SliceRing::new(&mut buf);
+    let mut p = ctb::Producer::new(4096).unwrap();
+    let mut cons = ctb::Consumer::new(4096).unwrap();
     let hdr = ctb::Header {
         action: 1,
         kind: ctb::msg_type::FAST_REQUEST as u8,
@@ -22,8 +24,8 @@ fn ring(c: &mut Criterion) {
         b.iter(|| {
             // The fence a shared ring pays on every send.
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-            ctb::send(&mut r, black_box(&hdr), black_box(&[1, 2])).unwrap();
-            black_box(ctb::recv(&mut r, &mut out).unwrap());
+            p.send(&mut r, black_box(&hdr), black_box(&[1, 2])).unwrap();
+            black_box(cons.recv(&mut r, &mut out).unwrap());
         })
     });
     g.finish();

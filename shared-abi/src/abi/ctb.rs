@@ -8,9 +8,18 @@
 //! size), so `tail - head` is the number of used dwords and full and empty are never
 //! confused.
 //!
+//! Each end keeps its own counter privately ([`Consumer`], [`Producer`]) and only ever
+//! writes it out; it never reads its own counter back from shared memory, where the other
+//! side could have changed it. It reads the other side's counter, and treats it as
+//! untrusted: every value is bounded before use and a bad one stops the channel. The
+//! ring size comes from the validated registration, never from shared memory.
+//!
 //! Messages are [`HDR_DWORDS`] header dwords and up to [`MAX_PAYLOAD`] payload dwords,
 //! padded to an even length. A message never straddles the end of the ring: when it does
-//! not fit before the end, the producer first writes a padding message over the rest.
+//! not fit before the end, the producer first writes a padding message over the rest. A
+//! ring holds at least two maximal messages ([`MIN_RING_DWORDS`]), so an empty ring
+//! accepts a maximal message wherever its counters stand, a producer never pads at ring
+//! position 0, and a consumer skips at most one padding message per [`Consumer::recv`].
 //!
 //! Notification suppression (virtio event-index style): before it sleeps, the consumer
 //! stores the counter it wants to be woken at in `event`; a producer rings the doorbell
@@ -26,13 +35,21 @@
 //! - between publishing `tail` and loading `event` (producer), and between storing
 //!   `event` and re-loading `tail` (consumer), a full fence ([`RingMem::fence`]); without
 //!   it a sleeping consumer can miss a message (the store-load race of virtio).
+//!
+//! Every access may fail ([`MemFault`]): the host reads guest memory that the guest can
+//! unmap under it. A failed access puts the endpoint into its error state
+//! ([`CtbError::Fault`]) for good; only a new registration revives the channel.
 
 /// Dwords in a message header.
 pub const HDR_DWORDS: u32 = 2;
 /// Largest payload of one message, in dwords.
 pub const MAX_PAYLOAD: u32 = 126;
-/// Smallest ring, in dwords.
-pub const MIN_RING_DWORDS: u32 = 64;
+/// Ring dwords a maximal message occupies (header, payload, padding to even).
+pub const MAX_FOOTPRINT: u32 = footprint(MAX_PAYLOAD);
+/// Smallest ring, in dwords: two maximal messages. An empty ring then always takes a
+/// maximal message (the padding before it is at most `MAX_FOOTPRINT - 2`), and the
+/// credits of a ring ([`Credits`]) are never zero.
+pub const MIN_RING_DWORDS: u32 = 2 * MAX_FOOTPRINT;
 /// Largest ring, in dwords (64 KiB).
 pub const MAX_RING_DWORDS: u32 = 16384;
 
@@ -87,6 +104,9 @@ pub struct Header {
 pub enum CtbError {
     /// The descriptor has error bits set; the value is `status`.
     Stopped(u32),
+    /// An access to the descriptor or ring failed (guest memory gone); the endpoint is
+    /// in its error state for good.
+    Fault,
     /// Not enough free space now; try again after the consumer advanced.
     NoSpace,
     /// The message is longer than [`MAX_PAYLOAD`] or uses reserved bits.
@@ -141,52 +161,82 @@ impl Header {
 }
 
 /// Dwords a message with `len` payload dwords occupies (header included, padded even).
-pub fn footprint(len: u32) -> u32 {
+pub const fn footprint(len: u32) -> u32 {
     (HDR_DWORDS + len + 1) & !1
+}
+
+/// A failed access to channel memory (for example a guest page unmapped under the host).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemFault;
+
+/// A descriptor field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// The consumer's count: loaded with acquire (producer), stored with release
+    /// (consumer).
+    Head,
+    /// The producer's count: loaded with acquire (consumer), stored with release
+    /// (producer).
+    Tail,
+    /// The consumer's wake-up count; plain accesses, ordered by [`RingMem::fence`].
+    Event,
+    /// Error bits; plain loads, set with [`RingMem::set_status`].
+    Status,
 }
 
 /// Access to one channel's descriptor and ring, with the ordering rules of this module.
 ///
-/// Ring indices passed to `read`/`write` are already reduced modulo the ring size.
+/// Over live shared memory every access is one naturally aligned 4-byte load or store
+/// (`READ_ONCE`/`WRITE_ONCE`, never a `memcpy`), so the other side's counter is read
+/// whole. Ring indices are below the registered ring size; an implementation still
+/// refuses any other index with [`MemFault`], never panics.
 pub trait RingMem {
-    /// Ring size in dwords, as registered (checked by [`check_ring`]).
-    fn size(&self) -> u32;
     /// Reads ring dword `idx`.
-    fn read(&self, idx: u32) -> u32;
+    ///
+    /// # Errors
+    ///
+    /// [`MemFault`] if the memory is gone or `idx` is outside the ring.
+    fn read(&self, idx: u32) -> Result<u32, MemFault>;
     /// Writes ring dword `idx`.
-    fn write(&mut self, idx: u32, v: u32);
-    /// Loads `head` (acquire).
-    fn head(&self) -> u32;
-    /// Stores `head` (release).
-    fn set_head(&mut self, v: u32);
-    /// Loads `tail` (acquire).
-    fn tail(&self) -> u32;
-    /// Stores `tail` (release).
-    fn set_tail(&mut self, v: u32);
-    /// Loads `event`.
-    fn event(&self) -> u32;
-    /// Stores `event`.
-    fn set_event(&mut self, v: u32);
-    /// Loads `status`.
-    fn status(&self) -> u32;
+    ///
+    /// # Errors
+    ///
+    /// [`MemFault`] if the memory is gone or `idx` is outside the ring.
+    fn write(&mut self, idx: u32, v: u32) -> Result<(), MemFault>;
+    /// Loads a descriptor field, with the ordering [`Field`] gives it.
+    ///
+    /// # Errors
+    ///
+    /// [`MemFault`] if the memory is gone.
+    fn load(&self, f: Field) -> Result<u32, MemFault>;
+    /// Stores a descriptor field, with the ordering [`Field`] gives it. Never called
+    /// with [`Field::Status`].
+    ///
+    /// # Errors
+    ///
+    /// [`MemFault`] if the memory is gone.
+    fn store(&mut self, f: Field, v: u32) -> Result<(), MemFault>;
     /// Sets bits in `status` (an atomic OR where both sides share it).
-    fn set_status(&mut self, bits: u32);
+    ///
+    /// # Errors
+    ///
+    /// [`MemFault`] if the memory is gone.
+    fn set_status(&mut self, bits: u32) -> Result<(), MemFault>;
     /// A full memory fence.
     fn fence(&self);
 }
 
 /// A channel over plain memory: the ring as a dword slice and the descriptor as fields.
 ///
-/// Used where one side owns a private copy: the host consumes from a snapshot copied
-/// once from guest memory and writes `head` (and `status`) back; tests, the fuzzer and
-/// the benchmarks drive both ends with it. `fence` is a no-op: nothing is shared.
+/// For tests, the fuzzer and the benchmarks, which drive both ends. `fence` is a no-op:
+/// nothing is shared.
 #[derive(Debug)]
 pub struct SliceRing<'a> {
-    /// The ring; its length is the ring size.
+    /// The ring.
     pub ring: &'a mut [u32],
-    /// Consumer count.
+    /// Consumer count as published.
     pub head: u32,
-    /// Producer count.
+    /// Producer count as published.
     pub tail: u32,
     /// Consumer wake-up count.
     pub event: u32,
@@ -205,44 +255,41 @@ impl<'a> SliceRing<'a> {
             status: 0,
         }
     }
+
+    /// The ring size in dwords (saturated to `u32`).
+    pub fn size(&self) -> u32 {
+        u32::try_from(self.ring.len()).unwrap_or(u32::MAX)
+    }
 }
 
 impl RingMem for SliceRing<'_> {
-    fn size(&self) -> u32 {
-        u32::try_from(self.ring.len()).unwrap_or(0)
+    fn read(&self, idx: u32) -> Result<u32, MemFault> {
+        self.ring.get(idx as usize).copied().ok_or(MemFault)
     }
-    fn read(&self, idx: u32) -> u32 {
-        // `send`/`recv` only pass indices below `size()`; out of range reads as 0.
-        self.ring.get(idx as usize).copied().unwrap_or(0)
+    fn write(&mut self, idx: u32, v: u32) -> Result<(), MemFault> {
+        *self.ring.get_mut(idx as usize).ok_or(MemFault)? = v;
+        Ok(())
     }
-    fn write(&mut self, idx: u32, v: u32) {
-        if let Some(d) = self.ring.get_mut(idx as usize) {
-            *d = v;
+    fn load(&self, f: Field) -> Result<u32, MemFault> {
+        Ok(match f {
+            Field::Head => self.head,
+            Field::Tail => self.tail,
+            Field::Event => self.event,
+            Field::Status => self.status,
+        })
+    }
+    fn store(&mut self, f: Field, v: u32) -> Result<(), MemFault> {
+        match f {
+            Field::Head => self.head = v,
+            Field::Tail => self.tail = v,
+            Field::Event => self.event = v,
+            Field::Status => return Err(MemFault),
         }
+        Ok(())
     }
-    fn head(&self) -> u32 {
-        self.head
-    }
-    fn set_head(&mut self, v: u32) {
-        self.head = v;
-    }
-    fn tail(&self) -> u32 {
-        self.tail
-    }
-    fn set_tail(&mut self, v: u32) {
-        self.tail = v;
-    }
-    fn event(&self) -> u32 {
-        self.event
-    }
-    fn set_event(&mut self, v: u32) {
-        self.event = v;
-    }
-    fn status(&self) -> u32 {
-        self.status
-    }
-    fn set_status(&mut self, bits: u32) {
+    fn set_status(&mut self, bits: u32) -> Result<(), MemFault> {
         self.status |= bits;
+        Ok(())
     }
     fn fence(&self) {}
 }
@@ -259,139 +306,306 @@ pub fn check_ring(size: u32) -> Result<(), CtbError> {
     Ok(())
 }
 
-fn stopped<M: RingMem>(m: &M) -> Result<(), CtbError> {
-    match m.status() & STATUS_ERROR_MASK {
-        0 => Ok(()),
-        s => Err(CtbError::Stopped(s)),
-    }
-}
-
 /// Whether a producer that moved `tail` from `old` to `new` must notify a consumer that
 /// asked to be woken at `event` (virtio's `vring_need_event`, on 32-bit counters).
 pub fn need_event(event: u32, new: u32, old: u32) -> bool {
     new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
 }
 
-/// Sends one message. Returns whether the consumer must be notified (doorbell).
-///
-/// # Errors
-///
-/// [`CtbError::Stopped`] if the channel is in error, [`CtbError::NoSpace`] if the message
-/// (plus padding to the ring end, if needed) does not fit now, [`CtbError::BadMessage`]
-/// for a bad header or a payload longer than the header says.
-pub fn send<M: RingMem>(m: &mut M, hdr: &Header, payload: &[u32]) -> Result<bool, CtbError> {
-    stopped(m)?;
-    let size = m.size();
-    check_ring(size)?;
-    if payload.len() != usize::from(hdr.len) {
-        return Err(CtbError::BadMessage);
+impl From<MemFault> for CtbError {
+    fn from(_: MemFault) -> Self {
+        CtbError::Fault
     }
-    let words = hdr.encode()?;
-    let need = footprint(u32::from(hdr.len));
-    let (head, old_tail) = (m.head(), m.tail());
-    let used = old_tail.wrapping_sub(head);
-    if used > size {
-        m.set_status(STATUS_OVERFLOW);
-        return Err(CtbError::Stopped(STATUS_OVERFLOW));
-    }
-    let free = size - used;
-    let at = old_tail % size;
-    let to_end = size - at;
-    let pad = if need > to_end { to_end } else { 0 };
-    if pad + need > free {
-        return Err(CtbError::NoSpace);
-    }
-    let mut tail = old_tail;
-    if pad > 0 {
-        // Padding: type PAD, length 0, and in the fence dword the dwords it skips beyond
-        // its header, which must reach exactly the end of the ring.
-        m.write(at, msg_type::PAD << 12);
-        m.write(at + 1, pad - HDR_DWORDS);
-        tail = tail.wrapping_add(pad);
-    }
-    let at = tail % size;
-    m.write(at, words[0]);
-    m.write(at + 1, words[1]);
-    for (i, w) in (HDR_DWORDS..).zip(payload) {
-        m.write(at + i, *w);
-    }
-    if need > HDR_DWORDS + u32::from(hdr.len) {
-        m.write(at + need - 1, 0);
-    }
-    tail = tail.wrapping_add(need);
-    m.set_tail(tail);
-    m.fence();
-    Ok(need_event(m.event(), tail, old_tail))
 }
 
-/// Receives one message into `out`, returning its header, or `None` if the ring is empty.
-/// Padding is skipped. A malformed ring stops the channel (status bit set).
-///
-/// # Errors
-///
-/// [`CtbError::Stopped`] if the channel is or goes into error,
-/// [`CtbError::BufferTooSmall`] if `out` cannot hold the payload (nothing is consumed).
-pub fn recv<M: RingMem>(m: &mut M, out: &mut [u32]) -> Result<Option<Header>, CtbError> {
-    stopped(m)?;
-    let size = m.size();
-    check_ring(size)?;
-    loop {
-        let (head, tail) = (m.head(), m.tail());
-        let used = tail.wrapping_sub(head);
-        if used == 0 {
-            return Ok(None);
+/// What one end of a channel keeps to itself: the ring size, its own counter and
+/// whether it has stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct End {
+    size: u32,
+    count: u32,
+    stopped: Option<CtbError>,
+}
+
+impl End {
+    fn new(size: u32) -> Result<Self, CtbError> {
+        check_ring(size)?;
+        Ok(Self {
+            size,
+            count: 0,
+            stopped: None,
+        })
+    }
+
+    /// Fails if this end or the shared status says the channel stopped.
+    fn healthy<M: RingMem>(&mut self, m: &M) -> Result<(), CtbError> {
+        if let Some(e) = self.stopped {
+            return Err(e);
         }
-        let fail = |m: &mut M, bit: u32| {
-            m.set_status(bit);
-            Err(CtbError::Stopped(bit))
-        };
-        if used > size {
-            return fail(m, STATUS_OVERFLOW);
+        match m.load(Field::Status)? & STATUS_ERROR_MASK {
+            0 => Ok(()),
+            s => Err(CtbError::Stopped(s)),
         }
-        if used % 2 != 0 || head % 2 != 0 {
-            return fail(m, STATUS_MISMATCH);
+    }
+
+    /// Records a corruption: sets the bit in shared memory (best effort; the memory may
+    /// be gone) and stops this end.
+    fn corrupt<M: RingMem>(&mut self, m: &mut M, bit: u32) -> CtbError {
+        // The end stops whether or not the other side can be told.
+        let _ = m.set_status(bit);
+        CtbError::Stopped(bit)
+    }
+
+    /// Makes an error sticky where it means the channel is dead.
+    fn settle<T>(&mut self, r: Result<T, CtbError>) -> Result<T, CtbError> {
+        if let Err(e @ (CtbError::Fault | CtbError::Stopped(_))) = r {
+            self.stopped = Some(e);
         }
-        let at = head % size;
-        let to_end = size - at;
-        let Ok(hdr) = Header::decode([m.read(at), m.read(at + 1)]) else {
-            return fail(m, STATUS_MISMATCH);
-        };
-        if u32::from(hdr.kind) == msg_type::PAD {
-            if hdr.fence != to_end - HDR_DWORDS {
-                return fail(m, STATUS_MISMATCH);
-            }
-            if used < to_end {
-                return fail(m, STATUS_UNDERFLOW);
-            }
-            m.set_head(head.wrapping_add(to_end));
-            continue;
+        r
+    }
+}
+
+/// The producing end of a channel: its private `tail`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Producer(End);
+
+impl Producer {
+    /// A producer for a ring of `size` dwords (from the validated registration),
+    /// starting at count 0.
+    ///
+    /// # Errors
+    ///
+    /// [`CtbError::BadRing`].
+    pub fn new(size: u32) -> Result<Self, CtbError> {
+        End::new(size).map(Self)
+    }
+
+    /// The private tail (the count of dwords produced).
+    pub fn tail(&self) -> u32 {
+        self.0.count
+    }
+
+    /// Whether this end has stopped, and why.
+    pub fn error(&self) -> Option<CtbError> {
+        self.0.stopped
+    }
+
+    /// Sends one message. Returns whether the consumer must be notified (doorbell).
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::send_keeping`] with nothing kept.
+    pub fn send<M: RingMem>(
+        &mut self,
+        m: &mut M,
+        hdr: &Header,
+        payload: &[u32],
+    ) -> Result<bool, CtbError> {
+        self.send_keeping(m, hdr, payload, 0)
+    }
+
+    /// Sends one message only if at least `keep` dwords stay free after it (the host
+    /// keeps room for the responses it owes before it sends an event). Returns whether
+    /// the consumer must be notified (doorbell).
+    ///
+    /// # Errors
+    ///
+    /// [`CtbError::Stopped`] if the channel is or goes into error (the consumer's `head`
+    /// is more than a ring behind or odd), [`CtbError::Fault`] if memory failed (both
+    /// stop this end for good), [`CtbError::NoSpace`] if the message (plus padding to
+    /// the ring end, plus `keep`) does not fit now, [`CtbError::BadMessage`] for a bad
+    /// header or a payload longer than the header says.
+    pub fn send_keeping<M: RingMem>(
+        &mut self,
+        m: &mut M,
+        hdr: &Header,
+        payload: &[u32],
+        keep: u32,
+    ) -> Result<bool, CtbError> {
+        let r = self.send_inner(m, hdr, payload, keep);
+        self.0.settle(r)
+    }
+
+    fn send_inner<M: RingMem>(
+        &mut self,
+        m: &mut M,
+        hdr: &Header,
+        payload: &[u32],
+        keep: u32,
+    ) -> Result<bool, CtbError> {
+        self.0.healthy(m)?;
+        if payload.len() != usize::from(hdr.len) {
+            return Err(CtbError::BadMessage);
         }
+        let words = hdr.encode()?;
+        let size = self.0.size;
         let need = footprint(u32::from(hdr.len));
-        if need > to_end {
-            return fail(m, STATUS_MISMATCH);
+        let old_tail = self.0.count;
+        // The consumer's head is untrusted: it must be at most one ring behind, even.
+        let used = old_tail.wrapping_sub(m.load(Field::Head)?);
+        if used > size {
+            return Err(self.0.corrupt(m, STATUS_OVERFLOW));
         }
-        if need > used {
-            return fail(m, STATUS_UNDERFLOW);
+        if used % 2 != 0 {
+            return Err(self.0.corrupt(m, STATUS_MISMATCH));
         }
-        let Some(dst) = out.get_mut(..usize::from(hdr.len)) else {
-            return Err(CtbError::BufferTooSmall);
-        };
-        for (i, d) in (HDR_DWORDS..).zip(dst.iter_mut()) {
-            *d = m.read(at + i);
+        let free = size - used;
+        let at = old_tail % size;
+        let to_end = size - at;
+        let pad = if need > to_end { to_end } else { 0 };
+        if u64::from(pad) + u64::from(need) + u64::from(keep) > u64::from(free) {
+            return Err(CtbError::NoSpace);
         }
-        m.set_head(head.wrapping_add(need));
-        return Ok(Some(hdr));
+        let mut tail = old_tail;
+        if pad > 0 {
+            // Padding: type PAD, length 0, and in the fence dword the dwords it skips
+            // beyond its header, which must reach exactly the end of the ring.
+            m.write(at, msg_type::PAD << 12)?;
+            m.write(at + 1, pad - HDR_DWORDS)?;
+            tail = tail.wrapping_add(pad);
+        }
+        let at = tail % size;
+        m.write(at, words[0])?;
+        m.write(at + 1, words[1])?;
+        for (i, w) in (HDR_DWORDS..).zip(payload) {
+            m.write(at + i, *w)?;
+        }
+        if need > HDR_DWORDS + u32::from(hdr.len) {
+            m.write(at + need - 1, 0)?;
+        }
+        tail = tail.wrapping_add(need);
+        self.0.count = tail;
+        m.store(Field::Tail, tail)?;
+        m.fence();
+        Ok(need_event(m.load(Field::Event)?, tail, old_tail))
     }
 }
 
-/// Called by a consumer that found the ring empty and wants to sleep: asks to be woken at
-/// the next message. Returns `true` if a message arrived meanwhile, in which case the
-/// consumer must not sleep but receive again.
-pub fn prepare_sleep<M: RingMem>(m: &mut M) -> bool {
-    let head = m.head();
-    m.set_event(head);
-    m.fence();
-    m.tail() != head
+/// The consuming end of a channel: its private `head`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Consumer(End);
+
+impl Consumer {
+    /// A consumer for a ring of `size` dwords (from the validated registration),
+    /// starting at count 0.
+    ///
+    /// # Errors
+    ///
+    /// [`CtbError::BadRing`].
+    pub fn new(size: u32) -> Result<Self, CtbError> {
+        End::new(size).map(Self)
+    }
+
+    /// The private head (the count of dwords consumed).
+    pub fn head(&self) -> u32 {
+        self.0.count
+    }
+
+    /// Whether this end has stopped, and why.
+    pub fn error(&self) -> Option<CtbError> {
+        self.0.stopped
+    }
+
+    /// Receives one message into `out`, returning its header, or `None` if the ring is
+    /// empty. Skips at most one padding message, so a producer that keeps moving `tail`
+    /// cannot keep the consumer here. A malformed ring stops the channel (status bit
+    /// set).
+    ///
+    /// The header and payload are read once each; `out` is the consumer's own copy.
+    ///
+    /// # Errors
+    ///
+    /// [`CtbError::Stopped`] if the channel is or goes into error, [`CtbError::Fault`]
+    /// if memory failed (both stop this end for good), [`CtbError::BufferTooSmall`] if
+    /// `out` cannot hold the payload (nothing is consumed).
+    pub fn recv<M: RingMem>(
+        &mut self,
+        m: &mut M,
+        out: &mut [u32],
+    ) -> Result<Option<Header>, CtbError> {
+        let r = self.recv_inner(m, out);
+        self.0.settle(r)
+    }
+
+    fn recv_inner<M: RingMem>(
+        &mut self,
+        m: &mut M,
+        out: &mut [u32],
+    ) -> Result<Option<Header>, CtbError> {
+        self.0.healthy(m)?;
+        let size = self.0.size;
+        // Two rounds at most: one padding message, then the message at position 0
+        // (where a padding message is malformed).
+        for _ in 0..2 {
+            let head = self.0.count;
+            let used = m.load(Field::Tail)?.wrapping_sub(head);
+            if used == 0 {
+                return Ok(None);
+            }
+            if used > size {
+                return Err(self.0.corrupt(m, STATUS_OVERFLOW));
+            }
+            if used % 2 != 0 {
+                return Err(self.0.corrupt(m, STATUS_MISMATCH));
+            }
+            let at = head % size;
+            let to_end = size - at;
+            let Ok(hdr) = Header::decode([m.read(at)?, m.read(at + 1)?]) else {
+                return Err(self.0.corrupt(m, STATUS_MISMATCH));
+            };
+            if u32::from(hdr.kind) == msg_type::PAD {
+                if at == 0 || hdr.fence != to_end - HDR_DWORDS {
+                    return Err(self.0.corrupt(m, STATUS_MISMATCH));
+                }
+                if used < to_end {
+                    return Err(self.0.corrupt(m, STATUS_UNDERFLOW));
+                }
+                self.0.count = head.wrapping_add(to_end);
+                m.store(Field::Head, self.0.count)?;
+                continue;
+            }
+            let need = footprint(u32::from(hdr.len));
+            if need > to_end {
+                return Err(self.0.corrupt(m, STATUS_MISMATCH));
+            }
+            if need > used {
+                return Err(self.0.corrupt(m, STATUS_UNDERFLOW));
+            }
+            let Some(dst) = out.get_mut(..usize::from(hdr.len)) else {
+                return Err(CtbError::BufferTooSmall);
+            };
+            for (i, d) in (HDR_DWORDS..).zip(dst.iter_mut()) {
+                *d = m.read(at + i)?;
+            }
+            self.0.count = head.wrapping_add(need);
+            m.store(Field::Head, self.0.count)?;
+            return Ok(Some(hdr));
+        }
+        // PANIC-free fallback, not reached: after a padding message the head is at
+        // position 0, where a second one is refused above.
+        Err(self.0.corrupt(m, STATUS_MISMATCH))
+    }
+
+    /// Called by a consumer that found the ring empty and wants to sleep: publishes its
+    /// head as `event`, fences and re-reads `tail`. Returns `true` if a message arrived
+    /// meanwhile, in which case the consumer must not sleep but receive again; `false`
+    /// means the next producer to publish will ring the doorbell.
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::recv`] ([`CtbError::Stopped`], [`CtbError::Fault`]).
+    pub fn prepare_sleep<M: RingMem>(&mut self, m: &mut M) -> Result<bool, CtbError> {
+        let r = self.sleep_inner(m);
+        self.0.settle(r)
+    }
+
+    fn sleep_inner<M: RingMem>(&mut self, m: &mut M) -> Result<bool, CtbError> {
+        self.0.healthy(m)?;
+        let head = self.0.count;
+        m.store(Field::Event, head)?;
+        m.fence();
+        Ok(m.load(Field::Tail)? != head)
+    }
 }
 
 /// Flow control for tracked requests: how many may be outstanding so that their responses
@@ -406,11 +620,17 @@ impl Credits {
     /// Credits for a response ring of `ring` dwords whose responses carry at most
     /// `max_payload` dwords: each response takes at most `f = footprint(max_payload)`
     /// dwords and the padding at one wrap less than `f`, so `(ring - f) / f` responses
-    /// always fit.
-    pub fn new(ring: u32, max_payload: u32) -> Self {
+    /// always fit. At least one for every valid ring ([`MIN_RING_DWORDS`] holds two
+    /// maximal messages).
+    ///
+    /// # Errors
+    ///
+    /// [`CtbError::BadRing`] for a ring size [`check_ring`] refuses.
+    pub fn new(ring: u32, max_payload: u32) -> Result<Self, CtbError> {
+        check_ring(ring)?;
         let f = footprint(max_payload.min(MAX_PAYLOAD));
-        let max = ring.saturating_sub(f) / f;
-        Self { avail: max, max }
+        let max = (ring - f) / f;
+        Ok(Self { avail: max, max })
     }
 
     /// Takes a credit before sending a tracked request; `false` means wait for a response.
@@ -430,6 +650,11 @@ impl Credits {
     /// Credits available now.
     pub fn available(&self) -> u32 {
         self.avail
+    }
+
+    /// Credits of the ring in all.
+    pub fn max(&self) -> u32 {
+        self.max
     }
 }
 
