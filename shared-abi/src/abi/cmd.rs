@@ -5,11 +5,16 @@
 //! Every payload is a fixed number of dwords (checked exactly) followed, for inline
 //! binds, by page addresses as (low, high) dword pairs. Reserved dwords and bits must be
 //! zero. Decoding is total: any dword slice gives a value or a [`WireError`].
+//!
+//! Guest addresses on the wire (page addresses of binds, page lists) are DMA addresses:
+//! guest physical addresses without a vIOMMU, IOVAs with one. The host resolves them
+//! through the guest's DMA mapping, never as host physical addresses.
+//!
+//! The ABI version is negotiated once, at registration, in the shared-area header
+//! ([`crate::abi::shared::negotiate`]); there is no version command.
 
 /// Action codes (CTB header bits 11:0).
 pub mod action {
-    /// Version handshake (request).
-    pub const HANDSHAKE: u16 = 0x001;
     /// Create a PPGTT address space with a guest-chosen id.
     pub const PPGTT_CREATE: u16 = 0x010;
     /// Destroy a PPGTT address space.
@@ -39,8 +44,11 @@ pub mod action {
 pub const MAX_INLINE_PAGES: u32 = 56;
 /// Most page addresses in one bind by reference (one 4 KiB page of u64 entries).
 pub const MAX_LIST_PAGES: u32 = 512;
-/// Highest guest physical address bit a page address may use (GEN9: 39-bit physical).
-pub const GPA_BITS: u32 = 39;
+/// Width of a DMA address (GEN9's DMA mask: i915 sets 39 bits, so a guest's IOVAs and
+/// physical addresses for the device stay below 2^39).
+pub const DMA_ADDR_BITS: u32 = 39;
+/// Largest batch a SUBMIT may name, in bytes (the host copies it whole before parsing).
+pub const MAX_BATCH_BYTES: u32 = 1 << 20;
 
 /// Errors on the wire (payload dword 0 of a failure response), errno values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,7 +136,7 @@ impl Engine {
 pub enum Pages<'a> {
     /// In the message, as (low, high) pairs: `2 * count` dwords.
     Inline(&'a [u32]),
-    /// In guest memory at this page-aligned GPA: `count` little-endian u64s.
+    /// In guest memory at this page-aligned DMA address: `count` little-endian u64s.
     ByRef(u64),
 }
 
@@ -147,11 +155,6 @@ pub mod bind_flags {
 /// A decoded command or event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
-    /// Ask for a version: `major << 16 | minor` (0 for the newest).
-    Handshake {
-        /// Requested version.
-        version: u32,
-    },
     /// Create a 4-level PPGTT named `vm`.
     PpgttCreate {
         /// Guest-chosen id, non-zero.
@@ -202,15 +205,27 @@ pub enum Command<'a> {
         /// Number of pages.
         count: u32,
     },
-    /// Run the batch at `batch` in PPGTT `vm` (0: GGTT) on `engine`, then write `seqno`.
+    /// Run `batch_len` bytes of batch at `batch` in PPGTT `vm`, in context `ctx`, on
+    /// `engine`; on completion the host reports `seqno`.
+    ///
+    /// The host copies the batch into memory it owns, parses the copy against its
+    /// whitelist and executes the copy, never the guest's pages. A guest batch is never
+    /// GGTT-privileged: it always runs through a PPGTT (`vm` is non-zero) and the wire
+    /// has no privilege flag (the flags dword must be zero).
     Submit {
         /// Target engine.
         engine: Engine,
-        /// VM id, or 0 for a GGTT batch.
+        /// PPGTT id, non-zero.
         vm: u32,
-        /// 8-byte aligned batch address (48-bit).
+        /// Guest-chosen context id, non-zero: the host keeps one shadow context per
+        /// `(vm, ctx)`.
+        ctx: u32,
+        /// 8-byte aligned batch address in `vm` (48-bit).
         batch: u64,
-        /// Seqno written on completion.
+        /// Batch length in bytes: a multiple of 8, 8 to [`MAX_BATCH_BYTES`], and
+        /// `batch + batch_len` inside the 48-bit space.
+        batch_len: u32,
+        /// Seqno reported on completion.
         seqno: u32,
     },
     /// Event: `engine` completed everything up to `seqno`.
@@ -251,6 +266,9 @@ fn join(l: u32, h: u32) -> u64 {
 const BIND_FIXED: usize = 8;
 const MODE_INLINE: u32 = 0;
 const MODE_BYREF: u32 = 1;
+/// Payload dwords of a SUBMIT: `engine, vm, ctx, batch_lo, batch_hi, batch_len, seqno,
+/// flags`.
+const SUBMIT_DWORDS: usize = 8;
 
 fn check_bind(
     flags: u32,
@@ -274,14 +292,14 @@ fn check_bind(
                 let (Some(&l), Some(&h)) = (pair.first(), pair.get(1)) else {
                     return Err(WireError::Inval);
                 };
-                check_gpa(join(l, h))?;
+                check_dma_addr(join(l, h))?;
             }
         }
-        Pages::ByRef(gpa) => {
+        Pages::ByRef(dma) => {
             if count > MAX_LIST_PAGES {
                 return Err(WireError::TooBig);
             }
-            check_gpa(*gpa)?;
+            check_dma_addr(*dma)?;
         }
     }
     let end = start
@@ -293,14 +311,32 @@ fn check_bind(
     Ok(())
 }
 
-/// Checks one page address: 4 KiB aligned, below 2^[`GPA_BITS`].
+/// Checks one page's DMA address: 4 KiB aligned, below 2^[`DMA_ADDR_BITS`].
 ///
 /// # Errors
 ///
 /// [`WireError::Fault`].
-pub fn check_gpa(gpa: u64) -> Result<(), WireError> {
-    if gpa % 4096 != 0 || gpa >> GPA_BITS != 0 {
+pub fn check_dma_addr(dma_addr: u64) -> Result<(), WireError> {
+    if dma_addr % 4096 != 0 || dma_addr >> DMA_ADDR_BITS != 0 {
         return Err(WireError::Fault);
+    }
+    Ok(())
+}
+
+/// Checks a SUBMIT's fields: `vm` and `ctx` non-zero, batch 8-byte aligned, length a
+/// non-zero multiple of 8 up to [`MAX_BATCH_BYTES`], the batch inside 48 bits.
+fn check_submit(vm: u32, ctx: u32, batch: u64, len: u32) -> Result<(), WireError> {
+    if vm == 0 || ctx == 0 || batch % 8 != 0 || len == 0 || len % 8 != 0 {
+        return Err(WireError::Inval);
+    }
+    if len > MAX_BATCH_BYTES {
+        return Err(WireError::TooBig);
+    }
+    if batch
+        .checked_add(u64::from(len))
+        .is_none_or(|end| end > 1 << 48)
+    {
+        return Err(WireError::Inval);
     }
     Ok(())
 }
@@ -321,7 +357,7 @@ pub fn check_page_list(list: &[u8], count: u32) -> Result<(), WireError> {
     }
     for e in list.chunks_exact(8) {
         let v = u64::from_le_bytes(e.try_into().map_err(|_| WireError::Inval)?);
-        check_gpa(v)?;
+        check_dma_addr(v)?;
     }
     Ok(())
 }
@@ -334,7 +370,6 @@ impl<'a> Command<'a> {
     /// The action code of this command.
     pub fn action(&self) -> u16 {
         match self {
-            Self::Handshake { .. } => action::HANDSHAKE,
             Self::PpgttCreate { .. } => action::PPGTT_CREATE,
             Self::PpgttDestroy { .. } => action::PPGTT_DESTROY,
             Self::BindPpgtt { .. } => action::BIND_PPGTT,
@@ -359,10 +394,6 @@ impl<'a> Command<'a> {
     pub fn encode(&self, out: &mut [u32]) -> Result<usize, WireError> {
         let mut buf = [0u32; BIND_FIXED];
         let fixed: &[u32] = match *self {
-            Self::Handshake { version } => {
-                buf[..2].copy_from_slice(&[version, 0]);
-                &buf[..2]
-            }
             Self::PpgttCreate { vm } | Self::PpgttDestroy { vm } => {
                 if vm == 0 {
                     return Err(WireError::Inval);
@@ -410,14 +441,23 @@ impl<'a> Command<'a> {
             Self::Submit {
                 engine,
                 vm,
+                ctx,
                 batch,
+                batch_len,
                 seqno,
             } => {
-                if batch % 8 != 0 || batch >> 48 != 0 {
-                    return Err(WireError::Inval);
-                }
-                buf[..6].copy_from_slice(&[engine.encode(), vm, lo(batch), hi(batch), seqno, 0]);
-                &buf[..6]
+                check_submit(vm, ctx, batch, batch_len)?;
+                buf = [
+                    engine.encode(),
+                    vm,
+                    ctx,
+                    lo(batch),
+                    hi(batch),
+                    batch_len,
+                    seqno,
+                    0,
+                ];
+                &buf[..SUBMIT_DWORDS]
             }
             Self::Completion { engine, seqno } => {
                 buf[..2].copy_from_slice(&[engine.encode(), seqno]);
@@ -475,11 +515,6 @@ impl<'a> Command<'a> {
             }
         };
         Ok(match action {
-            action::HANDSHAKE => {
-                let [version, r] = exact(p)?;
-                zero(r)?;
-                Self::Handshake { version }
-            }
             action::PPGTT_CREATE | action::PPGTT_DESTROY => {
                 let [vm, r] = exact(p)?;
                 zero(r)?;
@@ -542,16 +577,17 @@ impl<'a> Command<'a> {
                 }
             }
             action::SUBMIT => {
-                let [e, vm, bl, bh, seqno, r] = exact(p)?;
-                zero(r)?;
+                let [e, vm, ctx, bl, bh, batch_len, seqno, flags] = exact(p)?;
+                // No flag is defined: in particular none grants GGTT privilege.
+                zero(flags)?;
                 let batch = join(bl, bh);
-                if batch % 8 != 0 || batch >> 48 != 0 {
-                    return Err(WireError::Inval);
-                }
+                check_submit(vm, ctx, batch, batch_len)?;
                 Self::Submit {
                     engine: Engine::decode(e)?,
                     vm,
+                    ctx,
                     batch,
+                    batch_len,
                     seqno,
                 }
             }
@@ -593,7 +629,7 @@ fn bind_fixed(
 ) {
     let (mode, r) = match *pages {
         Pages::Inline(_) => (MODE_INLINE, 0),
-        Pages::ByRef(gpa) => (MODE_BYREF, gpa),
+        Pages::ByRef(dma) => (MODE_BYREF, dma),
     };
     *buf = [vm, flags, lo(start), hi(start), count, mode, lo(r), hi(r)];
 }

@@ -57,7 +57,7 @@ pub mod g2v {
     pub const EXECLIST_CONTEXT_CREATE: u32 = 6;
     /// An execlist context was destroyed.
     pub const EXECLIST_CONTEXT_DESTROY: u32 = 7;
-    /// gvtpv: register the shared area at `shared_area_gpa` with `pv_caps_request`; the
+    /// gvtpv: register the shared area at `shared_area_dma_addr` with `pv_caps_request`; the
     /// host answers in `pv_caps_accepted` and `pv_status` before the write completes.
     pub const PV_REGISTER: u32 = 8;
     /// gvtpv: the guest produced into a request channel whose consumer sleeps (doorbell).
@@ -196,9 +196,10 @@ pub struct VgtIf {
     pub pv_caps_request: U32,
     /// Size of the shared area in 4 KiB pages, 0x864. Guest-written.
     pub shared_area_pages: U32,
-    /// Guest physical address of the shared area (page aligned), 0x868, naturally
-    /// aligned (the unmerged series had it at the misaligned 0x864). Guest-written.
-    pub shared_area_gpa: U64,
+    /// DMA address of the shared area (page aligned): a guest physical address, or an
+    /// IOVA once the guest has a vIOMMU. At 0x868, naturally aligned (the unmerged
+    /// series had a GPA at the misaligned 0x864). Guest-written.
+    pub shared_area_dma_addr: U64,
     /// Reserved, pads to the page size.
     pub rsv7: [U32; 0x200 - 28],
 }
@@ -249,8 +250,8 @@ pub mod offset {
     pub const PV_CAPS_REQUEST: u32 = 0x860;
     /// `shared_area_pages` (guest half).
     pub const SHARED_AREA_PAGES: u32 = 0x864;
-    /// `shared_area_gpa` (guest half, 8 bytes).
-    pub const SHARED_AREA_GPA: u32 = 0x868;
+    /// `shared_area_dma_addr` (guest half, 8 bytes).
+    pub const SHARED_AREA_DMA_ADDR: u32 = 0x868;
 }
 
 /// PV capability bits (`pv_caps_offer`, `pv_caps_request`, `pv_caps_accepted`).
@@ -267,6 +268,8 @@ pub mod pv_caps {
 
 /// The capabilities in force: what the guest asked for, within what the host offers.
 ///
+/// The capability rule of [`crate::abi::shared::negotiate`], which is what a host calls.
+///
 /// Unknown bits are ignored, not refused: a newer guest asking for a capability an older
 /// host does not know simply does not get it, and sees so in `pv_caps_accepted`.
 pub fn negotiate_caps(offer: u32, request: u32) -> u32 {
@@ -281,7 +284,7 @@ pub enum PvStatus {
     Ok = 0,
     /// The host offers no PV (no [`VGT_CAPS_PV`]).
     NotOffered = 1,
-    /// The GPA is not page aligned or not guest memory.
+    /// The DMA address is not page aligned or does not resolve to guest memory.
     BadAddress = 2,
     /// The size is outside the host's bounds or smaller than the layout needs.
     BadSize = 3,
@@ -339,7 +342,7 @@ assert_offset!(execlist_context_descriptor_lo, offset::EXECLIST_DESC_LO);
 assert_offset!(execlist_context_descriptor_hi, offset::EXECLIST_DESC_HI);
 assert_offset!(pv_caps_request, offset::PV_CAPS_REQUEST);
 assert_offset!(shared_area_pages, offset::SHARED_AREA_PAGES);
-assert_offset!(shared_area_gpa, offset::SHARED_AREA_GPA);
+assert_offset!(shared_area_dma_addr, offset::SHARED_AREA_DMA_ADDR);
 assert_offset!(rsv7, 0x870);
 
 impl VgtIf {
@@ -429,19 +432,17 @@ pub fn identify(p: &VgtIf, ggtt_size: u64, aperture_size: u64) -> Result<Identit
     let aligned = |r: &GmRange| {
         u64::from(r.base.get()) % GTT_PAGE_SIZE == 0 && u64::from(r.size.get()) % GTT_PAGE_SIZE == 0
     };
+    // The CPU-visible aperture (BAR2) spans the whole mappable part of the GGTT, as GVT-g
+    // sizes it for every vGPU; the vGPU's mappable slice lies inside it and its hidden
+    // slice above it (i915's "Invalid ballooning configuration!" check).
     let m = &p.avail_rs.mappable_gmadr;
-    let aperture_end = u64::from(m.base.get()) + aperture_size;
-    if m.size.get() == 0
-        || !aligned(m)
-        || u64::from(m.size.get()) != aperture_size
-        || m.end() > ggtt_size
-    {
+    if m.size.get() == 0 || !aligned(m) || m.end() > aperture_size || m.end() > ggtt_size {
         return Err(PvinfoError::BadMappable);
     }
     let n = &p.avail_rs.nonmappable_gmadr;
     if n.size.get() == 0
         || !aligned(n)
-        || u64::from(n.base.get()) < aperture_end
+        || u64::from(n.base.get()) < aperture_size
         || n.end() > ggtt_size
     {
         return Err(PvinfoError::BadNonMappable);
@@ -467,7 +468,7 @@ mod tests {
     use zerocopy::{FromBytes, IntoBytes};
 
     const GGTT: u64 = 4 << 30;
-    const APERTURE: u64 = 64 << 20;
+    const APERTURE: u64 = 1 << 30;
 
     fn good() -> VgtIf {
         let rs = AvailRs {
@@ -531,7 +532,9 @@ mod tests {
         );
 
         let mut p = good();
-        p.avail_rs.mappable_gmadr.size = U32::new(32 << 20);
+        p.avail_rs.mappable_gmadr = GmRange::new((1024 - 32) << 20, 64 << 20);
+        assert_eq!(identify(&p, GGTT, APERTURE), Err(PvinfoError::BadMappable));
+        p.avail_rs.mappable_gmadr.size = U32::new(0);
         assert_eq!(identify(&p, GGTT, APERTURE), Err(PvinfoError::BadMappable));
         p.avail_rs.mappable_gmadr = GmRange::new(4095, 64 << 20);
         assert_eq!(identify(&p, GGTT, APERTURE), Err(PvinfoError::BadMappable));
@@ -567,12 +570,12 @@ mod tests {
     fn pv_words_and_negotiation() {
         let mut p = good();
         p.pv_caps_offer = U32::new(pv_caps::PPGTT | pv_caps::GGTT);
-        p.shared_area_gpa = U64::new(0x1234_5000);
+        p.shared_area_dma_addr = U64::new(0x1234_5000);
         let b = p.as_bytes();
         assert_eq!(&b[0x60..0x64], &3u32.to_le_bytes());
         assert_eq!(&b[0x868..0x870], &0x1234_5000u64.to_le_bytes());
         assert!(!guest_writable(offset::PV_CAPS_OFFER, 4));
-        assert!(guest_writable(offset::SHARED_AREA_GPA, 8));
+        assert!(guest_writable(offset::SHARED_AREA_DMA_ADDR, 8));
         assert_eq!(negotiate_caps(pv_caps::KNOWN, u32::MAX), pv_caps::KNOWN);
         assert_eq!(
             negotiate_caps(pv_caps::PPGTT, pv_caps::PPGTT | pv_caps::SUBMISSION),
@@ -602,7 +605,8 @@ mod tests {
                              ggtt in 0u64..(8 << 30), ap in 0u64..(1 << 32)) {
             let p = VgtIf::read_from_bytes(&bytes[..]).unwrap();
             if let Ok(id) = identify(&p, ggtt, ap) {
-                proptest::prop_assert!(u64::from(id.nonmappable.0) >= u64::from(id.mappable.0) + ap);
+                proptest::prop_assert!(u64::from(id.mappable.0) + u64::from(id.mappable.1) <= ap);
+                proptest::prop_assert!(u64::from(id.nonmappable.0) >= ap);
                 proptest::prop_assert!(u64::from(id.nonmappable.0) + u64::from(id.nonmappable.1) <= ggtt);
             }
         }
