@@ -8,8 +8,12 @@
 
 pub mod cmd;
 pub mod ctb;
+pub mod events;
 pub mod gen;
 pub mod gpu_cmd;
 pub mod gtt;
 pub mod pvinfo;
 pub mod shared;
+
+#[cfg(test)]
+mod testutil;
