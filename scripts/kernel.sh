@@ -6,7 +6,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-KDIR_LOG=$GVTPV_LOGDIR/kernel.log
+KDIR_LOG=$GVTPV_LOGDIR/kernel${GVTPV_KCONFIG:+-$GVTPV_KCONFIG}.log
 
 check_tree() {
 	local k=$1
