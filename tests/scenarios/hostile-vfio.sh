@@ -1,14 +1,15 @@
 #!/bin/sh
 # Scenario: a hostile vfio client (tests/vfio/hostile-vfio.c) opens one vGPU as QEMU
 # would, through a type1 container and then through iommufd, and sends each time
-# GVTPV_HOSTILE_OPS (default 100000) random and edge-case operations: region accesses
+# GVTPV_HOSTILE_OPS (default 200000, about 3 s each under TCG) random and edge-case operations: region accesses
 # anywhere, every vfio device ioctl with good and bad arguments, config-space, PVINFO and
 # g2v_notify sequences, DMA map and unmap, re-opens. The kernel must stay healthy (the L0
 # runner fails the scenario on any WARN, BUG, Oops or lockdep report), the device must
-# still answer sanely, and a guest booted on the same vGPU afterwards must identify it.
+# still answer sanely, and a guest booted on the same vGPU afterwards must identify it;
+# while that guest's QEMU holds the vGPU, the client must not get in by either path.
 . /scenarios/lib.sh
 T=gvtpv-V5_8
-OPS=${GVTPV_HOSTILE_OPS:-100000}
+OPS=${GVTPV_HOSTILE_OPS:-200000}
 
 load_host
 u=$(new_uuid)
@@ -33,7 +34,24 @@ for c in cfg_write mmio_read mmio_write pvinfo_read pvinfo_write g2v_notify bad_
 done
 check "vGPU still listed" test -e "/sys/bus/mdev/devices/$u"
 
-check "L2 boots on the same vGPU afterwards and identifies it" boot_l2 "$u" identify /tmp/l2.log
+grp=$(basename "$(readlink "/sys/bus/mdev/devices/$u/iommu_group")")
+boot_l2 "$u" identify /tmp/l2.log >/tmp/l2.out 2>&1 &
+l2pid=$!
+i=0
+while [ $i -lt 60 ] && ! qemu_opened "/dev/vfio/$grp"; do
+	sleep 1
+	i=$((i + 1))
+done
+for mode in legacy iommufd; do
+	timeout -s KILL 60 hostile-vfio -n 1000 "$mode" "$u" >"/tmp/busy-$mode.out" 2>&1
+	rc=$?
+	sed "s/^/[busy $mode] /" "/tmp/busy-$mode.out"
+	expect_eq "while QEMU holds the vGPU, the client cannot open it ($mode)" "$rc" 2
+done
+wait $l2pid
+rc=$?
+cat /tmp/l2.out
+expect_eq "L2 boots on the same vGPU afterwards and identifies it" "$rc" 0
 expect_identified "guest identification matches the host's vGPU" "$u" /tmp/l2.log
 
 check "mdevctl stop" mdevctl stop -u "$u"

@@ -139,9 +139,9 @@ slices_disjoint() {
 
 # qemu_opened PATH: a running qemu-system-x86_64 has PATH open.
 qemu_opened() {
-	for p in $(pidof qemu-system-x86_64); do
-		for f in /proc/"$p"/fd/*; do
-			[ "$(readlink "$f" 2>/dev/null)" = "$1" ] && return 0
+	for q_pid in $(pidof qemu-system-x86_64); do
+		for q_fd in /proc/"$q_pid"/fd/*; do
+			[ "$(readlink "$q_fd" 2>/dev/null)" = "$1" ] && return 0
 		done
 	done
 	return 1

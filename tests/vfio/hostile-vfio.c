@@ -334,18 +334,26 @@ static void query_regions(void)
 
 /* ---- DMA ---- */
 
-static long dma_map(uint64_t vaddr, uint64_t iova, uint64_t size, uint32_t flags, uint32_t argsz)
+/*
+ * Maps [vaddr, vaddr + size) at iova. An odd map may also go to the second IOAS, to a
+ * bogus one, or carry reserved bits (iommufd); what it maps elsewhere than the first
+ * IOAS or where the kernel chose is unmapped again at once (the return value is 1 then).
+ */
+static long dma_map(uint64_t vaddr, uint64_t iova, uint64_t size, uint32_t flags, uint32_t argsz,
+		    int odd)
 {
 	if (iommufd_mode) {
 		struct iommu_ioas_map m = {
-			.size = argsz, .flags = flags, .ioas_id = ioas[rnd(8) ? 0 : 1],
+			.size = argsz, .flags = flags, .ioas_id = ioas[0],
 			.user_va = vaddr, .length = size, .iova = iova,
 		};
 		long r;
 
-		if (one_in(64))
+		if (odd && one_in(8))
+			m.ioas_id = ioas[1];
+		if (odd && one_in(16))
 			m.ioas_id = (uint32_t)rnd64();
-		if (one_in(64))
+		if (odd && one_in(16))
 			m.__reserved = (uint32_t)rnd64() | 1;
 		r = xioctl(K_DMA_MAP, iommufd, IOMMU_IOAS_MAP, &m);
 		if (r == 0 && !(flags & IOMMU_IOAS_MAP_FIXED_IOVA)) {
@@ -420,7 +428,7 @@ static void unmap_all(void)
 static long map_slot(int i)
 {
 	long r = dma_map((uintptr_t)(dmamem + i * SLOT_SIZE), SLOT_IOVA(i), SLOT_SIZE,
-			 map_flags_rw(), map_argsz());
+			 map_flags_rw(), map_argsz(), 0);
 
 	if (r == 0)
 		slot_mapped[i] = 1;
@@ -491,7 +499,7 @@ static void op_dma(void)
 			if (!iommufd_mode && one_in(6))
 				flags |= VFIO_DMA_MAP_FLAG_VADDR;
 			r = dma_map(vaddr, iova, size, flags,
-				    one_in(6) ? (uint32_t)rnd(64) : map_argsz());
+				    one_in(6) ? (uint32_t)rnd(64) : map_argsz(), 1);
 		}
 		if (r == 0) {
 			if (dma_unmap(iova, size, 0, unmap_argsz()) != 0)
@@ -518,7 +526,7 @@ static void op_dma(void)
 	case 7:
 		/* Overlapping map of a neighbour's IOVA range. */
 		dma_map((uintptr_t)(dmamem + i * SLOT_SIZE), SLOT_IOVA(i) + SLOT_SIZE / 2,
-			SLOT_SIZE, map_flags_rw(), map_argsz());
+			SLOT_SIZE, map_flags_rw(), map_argsz(), 1);
 		if (!slot_mapped[i] && one_in(2))
 			unmap_all();
 		break;
@@ -1346,7 +1354,8 @@ int main(int argc, char **argv)
 		die(2, "GET_REGION_INFO failed for BAR0 or config space");
 	for (int i = 0; i < NSLOT; i++)
 		if (map_slot(i))
-			die(2, "mapping DMA buffer %d: %s", i, strerror(errno));
+			die(2, "mapping DMA buffer %d at IOVA %#llx: %s", i, SLOT_IOVA(i),
+			    strerror(errno));
 	walk_caps();
 	printf("MSI capability at %#x\n", msi_cap);
 
