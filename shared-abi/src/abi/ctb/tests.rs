@@ -663,7 +663,7 @@ impl Doorbell {
 /// message arrives once, in order, intact.
 #[test]
 fn two_threads_with_suppression() {
-    const N: u32 = 200_000;
+    const N: u32 = 400_000;
     const SIZE: u32 = MIN_RING_DWORDS;
     let ring: Arc<Vec<AtomicU32>> = Arc::new((0..SIZE).map(|_| AtomicU32::new(0)).collect());
     let idx = Arc::new([
@@ -716,6 +716,11 @@ fn two_threads_with_suppression() {
             let len = (i % 14) as u8;
             for (k, w) in payload.iter_mut().enumerate() {
                 *w = i.wrapping_mul(31) ^ k as u32;
+            }
+            // Vary the pace so that sends often race with the consumer announcing a
+            // sleep: the window a missing fence or re-check opens.
+            for _ in 0..(i.wrapping_mul(2_654_435_761) >> 26) {
+                std::hint::spin_loop();
             }
             loop {
                 match p.send(&mut pm, &req(2, len, i), &payload[..usize::from(len)]) {
