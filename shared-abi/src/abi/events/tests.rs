@@ -64,7 +64,7 @@ fn completions_coalesce_and_errors_go_first() {
 /// latest posted, the queue stays bounded, and the owed responses always fit.
 #[test]
 fn flow_control_under_pressure() {
-    let ops = proptest::collection::vec((0u8..40, 0usize..5, 1u32..20), 50..400);
+    let ops = proptest::collection::vec((0u8..40, 0usize..5, 1u32..20), 150..400);
     counted(
         "event flow control",
         256,
