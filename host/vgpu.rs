@@ -23,7 +23,7 @@ pub(crate) mod types;
 use crate::{
     debugfs::Counters,
     mm::{
-        guest::GuestMemory,
+        guest::{GuestMemory, Probe},
         partition::{Lease, Slice, APERTURE_SIZE},
     },
     vfio::{uapi, Dma, IrqSet, RegionInfo, VfioOps},
@@ -41,6 +41,78 @@ use kernel::{
 /// Most guest pages one vGPU keeps pinned at once (64 MiB): rings, the shared area and
 /// page tables, not whole buffers. A guest that wants more gets an error.
 const PIN_LIMIT: usize = 16384;
+
+/// The guest memory of a vGPU, reached through its vfio device.
+type Mem = GuestMemory<Arc<Dma>>;
+
+/// The debugfs `mem_probe` hook: a test of the whole path to real guest memory.
+///
+/// Writing `ADDR LEN` (hex with `0x`, or decimal) runs [`GuestMemory::probe`] on the
+/// range; reading shows the last result and the pin cache's statistics.
+#[pin_data]
+struct MemProbe {
+    mem: Arc<Mem>,
+    #[pin]
+    last: Mutex<Option<(u64, usize, Result<Probe>)>>,
+}
+
+/// Parses one number, hex with `0x` or decimal.
+fn parse_num(s: &[u8]) -> Option<u64> {
+    let (digits, radix) = match s.strip_prefix(b"0x") {
+        Some(h) => (h, 16),
+        None => (s, 10),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &c| {
+        let d = (c as char).to_digit(radix)?;
+        acc.checked_mul(u64::from(radix))?.checked_add(u64::from(d))
+    })
+}
+
+impl MemProbe {
+    fn show(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match &*self.last.lock() {
+            None => writeln!(f, "last none")?,
+            Some((a, l, Ok(p))) => writeln!(
+                f,
+                "last addr {:#x} len {} xor {:#x} first_pfn {:#x}",
+                a, l, p.xor, p.first_pfn
+            )?,
+            Some((a, l, Err(e))) => {
+                writeln!(f, "last addr {:#x} len {} error {}", a, l, e.to_errno())?
+            }
+        }
+        let st = self.mem.stats();
+        writeln!(
+            f,
+            "pins live {} pinned {} hits {} failures {} unmapped {} released {}",
+            st.live, st.pinned, st.hits, st.failures, st.unmapped, st.released
+        )
+    }
+
+    fn run(&self, r: &mut UserSliceReader) -> Result {
+        let mut buf = [0u8; 64];
+        let n = r.len().min(buf.len());
+        let text = buf.get_mut(..n).ok_or(EINVAL)?;
+        r.read_slice(text)?;
+        let mut words = text
+            .trim_ascii()
+            .split(|c| c.is_ascii_whitespace())
+            .filter(|w| !w.is_empty());
+        let addr = words.next().and_then(parse_num).ok_or(EINVAL)?;
+        let len = words
+            .next()
+            .and_then(parse_num)
+            .and_then(|l| usize::try_from(l).ok())
+            .ok_or(EINVAL)?;
+        let r = self.mem.probe(addr, len);
+        let ret = r.map(|_| ());
+        *self.last.lock() = Some((addr, len, r));
+        ret
+    }
+}
 
 /// A trapped access: the kernel copy of QEMU's buffer, made once by the vfio room.
 enum Op<'a> {
@@ -65,8 +137,8 @@ pub(crate) struct Vgpu {
     state: Mutex<State>,
     #[pin]
     irqs: Mutex<irq::Irqs>,
-    #[pin]
-    mem: GuestMemory<Arc<Dma>>,
+    /// Guest memory through the pin cache; shared with the debugfs `mem_probe` hook.
+    mem: Arc<Mem>,
     /// Its debugfs directory; dropped before the counters it shows.
     files: Files,
     counters: Arc<Counters>,
@@ -103,6 +175,7 @@ struct Files {
     _counters: Pin<KBox<debugfs::File<Arc<Counters>>>>,
     _info: Pin<KBox<debugfs::File<Info>>>,
     _fault: Pin<KBox<debugfs::File<Arc<Atomic<u32>>>>>,
+    _probe: Pin<KBox<debugfs::File<MemProbe>>>,
 }
 
 impl Files {
@@ -112,6 +185,7 @@ impl Files {
         info: Info,
         counters: &Arc<Counters>,
         fault: &Arc<Atomic<u32>>,
+        mem: &Arc<Mem>,
     ) -> Result<Self> {
         let dir = root.subdir(name);
         let counters = KBox::pin_init(
@@ -147,11 +221,24 @@ impl Files {
             ),
             GFP_KERNEL,
         )?;
+        let probe = KBox::pin_init(
+            dir.read_write_callback_file(
+                c"mem_probe",
+                pin_init!(MemProbe {
+                    mem: mem.clone(),
+                    last <- new_mutex!(None),
+                }),
+                &|p: &MemProbe, f| p.show(f),
+                &|p: &MemProbe, r: &mut UserSliceReader| p.run(r),
+            ),
+            GFP_KERNEL,
+        )?;
         Ok(Self {
             _dir: dir,
             _counters: counters,
             _info: info,
             _fault: fault,
+            _probe: probe,
         })
     }
 }
@@ -176,7 +263,8 @@ impl Vgpu {
             slice: *lease.slice(),
             type_index,
         };
-        let files = Files::new(root, name, info, &counters, &fault)?;
+        let mem = Arc::pin_init(GuestMemory::new(PIN_LIMIT), GFP_KERNEL)?;
+        let files = Files::new(root, name, info, &counters, &fault, &mem)?;
         let mmio = mmio::Mmio::new(lease.slice())?;
         Ok(try_pin_init!(Self {
             state <- new_mutex!(State {
@@ -184,7 +272,7 @@ impl Vgpu {
                 mmio,
             }),
             irqs <- new_mutex!(irq::Irqs::default()),
-            mem <- GuestMemory::new(PIN_LIMIT),
+            mem,
             files,
             counters,
             fault,

@@ -323,6 +323,44 @@ impl<P: Pinner> GuestMemory<P> {
     }
 }
 
+/// What [`GuestMemory::probe`] saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Probe {
+    /// XOR of the qwords of the range, as they were.
+    pub(crate) xor: u64,
+    /// Host frame number of the first page.
+    pub(crate) first_pfn: u64,
+}
+
+/// Largest range [`GuestMemory::probe`] takes.
+pub(crate) const PROBE_MAX: usize = 64 << 10;
+
+impl<P: Pinner> GuestMemory<P> {
+    /// A test hook (debugfs `mem_probe`) for the whole path to real guest memory: maps
+    /// `[addr, addr + len)` through the pin cache, loads every qword once, stores its
+    /// complement, and returns the XOR of what it loaded. The view is dropped at once;
+    /// the pins stay cached, as for a ring.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` unless `addr` and `len` are qword multiples and `len` is at most
+    /// [`PROBE_MAX`]; everything [`Self::map`] and [`View::load64`] return.
+    pub(crate) fn probe(&self, addr: u64, len: usize) -> Result<Probe> {
+        if addr % 8 != 0 || len % 8 != 0 || len > PROBE_MAX {
+            return Err(EINVAL);
+        }
+        let v = self.map(addr, len, true)?;
+        let mut xor = 0;
+        for off in (0..len).step_by(8) {
+            let q = v.load64(off)?;
+            xor ^= q;
+            v.store64(off, !q)?;
+        }
+        let first_pfn = v.pfns().next().unwrap_or(0);
+        Ok(Probe { xor, first_pfn })
+    }
+}
+
 /// Pinned guest pages seen as one range.
 pub(crate) struct View<G: GuestPage> {
     pages: KVec<Arc<Entry<G>>>,
@@ -465,6 +503,23 @@ mod tests {
         assert_eq!(g.pins(), 2);
         assert_eq!(v.pfns().count(), 2);
         assert_eq!(v.len(), 16);
+    }
+
+    #[test]
+    fn probe_complements_and_reports() {
+        let (g, m) = mem(4, 8);
+        m.write(PAGE, &0x0102_0304_0506_0708u64.to_le_bytes())
+            .unwrap();
+        m.write(PAGE + 8, &0x1000_0000_0000_0001u64.to_le_bytes())
+            .unwrap();
+        let p = m.probe(PAGE, 16).unwrap();
+        assert_eq!(p.xor, 0x1102_0304_0506_0709);
+        assert_eq!(p.first_pfn, 1);
+        assert_eq!(g.peek32(PAGE), !0x0506_0708u32);
+        assert_eq!(m.probe(PAGE + 4, 8), Err(EINVAL));
+        assert_eq!(m.probe(PAGE, 12), Err(EINVAL));
+        assert_eq!(m.probe(PAGE, PROBE_MAX + 8), Err(EINVAL));
+        assert_eq!(m.probe(64 * PAGE, 8), Err(EFAULT));
     }
 
     #[test]
