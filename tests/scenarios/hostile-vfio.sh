@@ -1,22 +1,27 @@
 #!/bin/sh
 # Scenario: a hostile vfio client (tests/vfio/hostile-vfio.c) opens one vGPU as QEMU
-# would, through a type1 container and then through iommufd, and sends each time
-# GVTPV_HOSTILE_OPS (default 200000, about 3 s each under TCG) random and edge-case operations: region accesses
-# anywhere, every vfio device ioctl with good and bad arguments, config-space, PVINFO and
-# g2v_notify sequences, DMA map and unmap, re-opens. The kernel must stay healthy (the L0
-# runner fails the scenario on any WARN, BUG, Oops or lockdep report), the device must
+# would, through a type1 container and then through iommufd, and sends each time 200000
+# random and edge-case operations (about 3 s under TCG): region accesses anywhere, every
+# vfio device ioctl with good and bad arguments, config-space, PVINFO and g2v_notify
+# sequences, DMA map and unmap, re-opens. The kernel must stay healthy (the L0 runner
+# fails the scenario on any WARNING, lockdep's included, BUG or Oops), the device must
 # still answer sanely, and a guest booted on the same vGPU afterwards must identify it;
 # while that guest's QEMU holds the vGPU, the client must not get in by either path.
 . /scenarios/lib.sh
 T=gvtpv-V5_8
-OPS=${GVTPV_HOSTILE_OPS:-200000}
+# L1 kernel arguments (GVTPV_L1_APPEND on L0) override the count and fix the seed to
+# replay a run: gvtpv_hostile_ops=N gvtpv_hostile_seed=S (the client prints its seed).
+arg() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+OPS=$(arg gvtpv_hostile_ops)
+OPS=${OPS:-200000}
+SEED=$(arg gvtpv_hostile_seed)
 
 load_host
 u=$(new_uuid)
 check "mdevctl start $T" mdevctl start -u "$u" -p "$PARENT" -t "$T"
 for mode in legacy iommufd; do
 	t0=$(date +%s)
-	timeout -s KILL 150 hostile-vfio -n "$OPS" "$mode" "$u" >"/tmp/hostile-$mode.out" 2>&1
+	timeout -s KILL 150 hostile-vfio -n "$OPS" ${SEED:+-s "$SEED"} "$mode" "$u" >"/tmp/hostile-$mode.out" 2>&1
 	rc=$?
 	t=$(($(date +%s) - t0))
 	sed "s/^/[$mode] /" "/tmp/hostile-$mode.out"

@@ -1340,8 +1340,10 @@ int main(int argc, char **argv)
 		       (uint64_t)getpid() << 32;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("hostile client: mode %s, seed %#" PRIx64 ", target %" PRIu64 " operations\n",
+	printf("hostile-vfio: mode %s, seed %#" PRIx64 ", target %" PRIu64 " operations\n",
 	       mode, seed, target);
+	printf("replay: hostile-vfio -s %#" PRIx64 " -n %" PRIu64 " %s %s\n", seed, target, mode,
+	       uuid);
 	rng_seed(seed);
 	setup_memory();
 
