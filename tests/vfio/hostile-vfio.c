@@ -1421,6 +1421,6 @@ int main(int argc, char **argv)
 	if (iommufd >= 0)
 		close(iommufd);
 	if (bad)
-		printf("hostile client: the device is unhealthy after the run (%d problems)\n", bad);
+		printf("hostile-vfio: the device is unhealthy after the run (%d problems)\n", bad);
 	return bad ? 1 : 0;
 }
