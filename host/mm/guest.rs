@@ -26,16 +26,17 @@
 //! [`kernel::sync::barrier::smp_mb`] before the store. The CTB rules in
 //! Documentation/abi.rst say which.
 //!
-//! Lock order: `GuestMemory::inner` before `vfio::Dma`'s state lock.
+//! Locking: `GuestMemory::inner` is never held while the backend runs (see
+//! [`GuestMemory`]).
 
 use crate::vfio;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::{
-    new_mutex,
+    new_condvar, new_mutex,
     page::PAGE_SIZE,
     prelude::*,
-    rbtree::RBTree,
-    sync::{Arc, Mutex},
+    rbtree::{RBTree, RBTreeNode},
+    sync::{Arc, CondVar, Mutex},
 };
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -129,43 +130,87 @@ pub(crate) struct PinStats {
     pub(crate) released: u64,
 }
 
+/// A pin being taken without the cache's lock held.
+struct Pending {
+    gfn: u64,
+    /// The user unmapped the frame meanwhile: the pin is given back, not cached.
+    cancelled: bool,
+}
+
 struct Inner<P: Pinner> {
     /// The source of pins; `None` while the device is closed.
     pinner: Option<P>,
     /// Guest frame number to pin.
     map: RBTree<u64, Arc<Entry<P::Page>>>,
+    /// Pins in flight.
+    pending: KVec<Pending>,
+    /// Frame ranges being unmapped: no new pin starts inside them.
+    unmapping: KVec<(u64, u64)>,
     /// Most pages pinned at once.
     limit: usize,
     stats: PinStats,
 }
 
+/// Entries taken out of the cache, whose pins go once the cache's lock is released.
+struct Released<G: GuestPage>(RBTree<u64, Arc<Entry<G>>>);
+
+impl<G: GuestPage> Released<G> {
+    fn new() -> Self {
+        Self(RBTree::new())
+    }
+
+    /// Gives every pin back; call without the cache's lock held.
+    fn unpin(self) -> usize {
+        let mut n = 0;
+        for e in self.0.values() {
+            e.page.unpin();
+            n += 1;
+        }
+        n
+    }
+}
+
 /// The guest memory of one vGPU.
+///
+/// No lock of the cache is held while the backend runs: with the legacy vfio container,
+/// a lock held across `vfio_pin_pages` and taken again in `dma_unmap` closes a lock cycle
+/// through the container's own locks. A pin is taken with the frame marked pending; an
+/// unmap of the frame meanwhile cancels it and waits until it has been given back, so no
+/// pin in an unmapped range outlives `dma_unmap`.
 #[pin_data]
 pub(crate) struct GuestMemory<P: Pinner> {
     #[pin]
     inner: Mutex<Inner<P>>,
+    /// Signalled whenever a pending pin settles.
+    #[pin]
+    settled: CondVar,
 }
 
 impl<P: Pinner> Inner<P> {
-    /// Drops every pin whose frame lies in `[first, last]`; returns how many.
-    fn drop_frames(&mut self, first: u64, last: u64) -> usize {
+    /// Takes every entry whose frame lies in `[first, last]` out of the cache into
+    /// `out`, and cancels the pins in flight there.
+    fn take_frames(&mut self, first: u64, last: u64, out: &mut Released<P::Page>) {
         let mut n = 0;
         while let Some(c) = self.map.cursor_lower_bound_mut(&first) {
             if *c.current().0 > last {
                 break;
             }
             let (_, node) = c.remove_current();
-            let (_, e) = node.to_key_value();
-            e.page.unpin();
+            // No allocation: the node moves from one tree to the other.
+            out.0.insert(node);
             n += 1;
         }
+        for p in self.pending.iter_mut() {
+            if (first..=last).contains(&p.gfn) {
+                p.cancelled = true;
+            }
+        }
         self.stats.live = self.stats.live.saturating_sub(n);
-        n
     }
 
-    /// Makes room for one more pin, evicting an entry no view uses.
-    fn make_room(&mut self) -> Result {
-        if self.stats.live < self.limit {
+    /// Makes room for one more pin, evicting into `out` an entry no view uses.
+    fn make_room(&mut self, out: &mut Released<P::Page>) -> Result {
+        if self.stats.live + self.pending.len() < self.limit {
             return Ok(());
         }
         let victim = self
@@ -174,89 +219,112 @@ impl<P: Pinner> Inner<P> {
             .find(|(_, e)| e.users.load(Ordering::Acquire) == 0)
             .map(|(k, _)| *k)
             .ok_or(ENOSPC)?;
-        self.drop_frames(victim, victim);
+        self.take_frames(victim, victim, out);
         self.stats.released += 1;
         Ok(())
     }
 
-    /// The entry of frame `gfn`, pinned now if it is not cached.
-    fn get(&mut self, gfn: u64, write: bool) -> Result<Arc<Entry<P::Page>>> {
-        if let Some(e) = self.map.get(&gfn) {
-            if e.page.is_pinned() && (e.writable || !write) {
-                self.stats.hits += 1;
-                return Ok(e.clone());
+    /// A cached entry for `gfn` that serves a `write` access.
+    fn hit(&mut self, gfn: u64, write: bool) -> Option<Arc<Entry<P::Page>>> {
+        let e = self.map.get(&gfn)?;
+        if e.page.is_pinned() && (e.writable || !write) {
+            self.stats.hits += 1;
+            return Some(e.clone());
+        }
+        None
+    }
+
+    /// Whether the pending pin of `gfn` was cancelled.
+    fn is_cancelled(&self, gfn: u64) -> bool {
+        self.pending.iter().any(|p| p.gfn == gfn && p.cancelled)
+    }
+
+    /// Ends the pending pin of `gfn`; returns whether it was cancelled.
+    fn settle(&mut self, gfn: u64) -> bool {
+        let mut cancelled = false;
+        self.pending.retain(|p| {
+            if p.gfn == gfn {
+                cancelled = p.cancelled;
             }
-        }
-        // Missing, dropped, or read-only but wanted writable: (re)pin.
-        if self.map.get(&gfn).is_some() {
-            self.drop_frames(gfn, gfn);
-            self.stats.released += 1;
-        }
-        self.make_room()?;
-        let addr = gfn.checked_mul(PAGE).ok_or(EINVAL)?;
-        let pinner = self.pinner.as_ref().ok_or(ENODEV)?;
-        let page = pinner.pin(addr, write).inspect_err(|_| {
-            self.stats.failures += 1;
-        })?;
-        let e = Arc::new(
-            Entry {
-                page,
-                writable: write,
-                users: AtomicUsize::new(0),
-            },
-            GFP_KERNEL,
-        )?;
-        self.map.try_create_and_insert(gfn, e.clone(), GFP_KERNEL)?;
-        self.stats.live += 1;
-        self.stats.pinned += 1;
-        Ok(e)
+            p.gfn != gfn
+        });
+        cancelled
     }
 }
 
-impl<P: Pinner> GuestMemory<P> {
+impl<P: Pinner + Clone> GuestMemory<P> {
     /// Guest memory with no device behind it yet, pinning at most `limit` pages at once.
     pub(crate) fn new(limit: usize) -> impl PinInit<Self> {
         pin_init!(Self {
             inner <- new_mutex!(Inner {
                 pinner: None,
                 map: RBTree::new(),
+                pending: KVec::new(),
+                unmapping: KVec::new(),
                 limit,
                 stats: PinStats::default(),
             }),
+            settled <- new_condvar!(),
         })
+    }
+
+    /// Drops every pin (and, with `detach`, the backend); returns how many pins went.
+    fn release_all(&self, detach: Option<Option<P>>) -> usize {
+        let mut out = Released::new();
+        {
+            let mut g = self.inner.lock();
+            g.take_frames(0, u64::MAX, &mut out);
+            if let Some(p) = detach {
+                g.pinner = p;
+            }
+            // Pins in flight were cancelled: wait until they are given back.
+            while !g.pending.is_empty() {
+                self.settled.wait(&mut g);
+            }
+        }
+        let n = out.unpin();
+        self.inner.lock().stats.released += n as u64;
+        n
     }
 
     /// The device was opened: pins come from `pinner` now.
     pub(crate) fn attach(&self, pinner: P) {
-        let mut g = self.inner.lock();
-        let n = g.drop_frames(0, u64::MAX);
-        g.stats.released += n as u64;
-        g.pinner = Some(pinner);
+        self.release_all(Some(Some(pinner)));
     }
 
     /// The device was closed: every pin goes, and nothing reaches guest memory any more.
     pub(crate) fn detach(&self) {
-        let mut g = self.inner.lock();
-        let n = g.drop_frames(0, u64::MAX);
-        g.stats.released += n as u64;
-        g.pinner = None;
+        self.release_all(Some(None));
     }
 
     /// Device reset: every pin goes; the device stays usable.
     pub(crate) fn reset(&self) {
-        let mut g = self.inner.lock();
-        let n = g.drop_frames(0, u64::MAX);
-        g.stats.released += n as u64;
+        self.release_all(None);
     }
 
-    /// The user unmapped `[addr, addr + len)`: every pin in it goes before this returns.
+    /// The user unmapped `[addr, addr + len)`: every pin in it goes before this returns,
+    /// including pins that were being taken meanwhile.
     pub(crate) fn unmap(&self, addr: u64, len: u64) -> usize {
         if len == 0 {
             return 0;
         }
-        let last = addr.saturating_add(len - 1);
+        let (first, last) = (addr / PAGE, addr.saturating_add(len - 1) / PAGE);
+        let mut out = Released::new();
+        let guarded = {
+            let mut g = self.inner.lock();
+            g.take_frames(first, last, &mut out);
+            g.unmapping.push((first, last), GFP_KERNEL).is_ok()
+        };
+        let n = out.unpin();
         let mut g = self.inner.lock();
-        let n = g.drop_frames(addr / PAGE, last / PAGE);
+        while g.pending.iter().any(|p| (first..=last).contains(&p.gfn)) {
+            self.settled.wait(&mut g);
+        }
+        if guarded {
+            if let Some(i) = g.unmapping.iter().position(|r| *r == (first, last)) {
+                let _ = g.unmapping.remove(i);
+            }
+        }
         g.stats.unmapped += n as u64;
         n
     }
@@ -266,14 +334,18 @@ impl<P: Pinner> GuestMemory<P> {
         self.inner.lock().stats
     }
 
+    /// The backend, for a copy (taken under the lock, used without it).
+    fn pinner(&self) -> Result<P> {
+        self.inner.lock().pinner.clone().ok_or(ENODEV)
+    }
+
     /// Copies `buf.len()` bytes of guest memory at `addr` into `buf`, once.
     ///
     /// # Errors
     ///
     /// `ENODEV` while closed; the backend's error for an unmapped range.
     pub(crate) fn read(&self, addr: u64, buf: &mut [u8]) -> Result {
-        let g = self.inner.lock();
-        g.pinner.as_ref().ok_or(ENODEV)?.rw(addr, buf, false)
+        self.pinner()?.rw(addr, buf, false)
     }
 
     /// Copies `data` into guest memory at `addr`.
@@ -284,8 +356,96 @@ impl<P: Pinner> GuestMemory<P> {
     pub(crate) fn write(&self, addr: u64, data: &[u8]) -> Result {
         let mut tmp = KVec::new();
         tmp.extend_from_slice(data, GFP_KERNEL)?;
-        let g = self.inner.lock();
-        g.pinner.as_ref().ok_or(ENODEV)?.rw(addr, &mut tmp, true)
+        self.pinner()?.rw(addr, &mut tmp, true)
+    }
+
+    /// The entry of frame `gfn`, pinned now if it is not cached.
+    fn get(&self, gfn: u64, write: bool) -> Result<Arc<Entry<P::Page>>> {
+        let addr = gfn.checked_mul(PAGE).ok_or(EINVAL)?;
+        let mut out = Released::new();
+        let pinner = {
+            let mut g = self.inner.lock();
+            loop {
+                if let Some(e) = g.hit(gfn, write) {
+                    return Ok(e);
+                }
+                if !g.pending.iter().any(|p| p.gfn == gfn) {
+                    break;
+                }
+                self.settled.wait(&mut g);
+            }
+            if g.unmapping.iter().any(|&(f, l)| (f..=l).contains(&gfn)) {
+                return Err(EFAULT);
+            }
+            let pinner = g.pinner.clone().ok_or(ENODEV)?;
+            // Dropped, or read-only but wanted writable: pin anew.
+            g.take_frames(gfn, gfn, &mut out);
+            let room = g.make_room(&mut out);
+            let pend = room.and_then(|()| {
+                g.pending
+                    .push(
+                        Pending {
+                            gfn,
+                            cancelled: false,
+                        },
+                        GFP_KERNEL,
+                    )
+                    .map_err(|_| ENOMEM)
+            });
+            if let Err(e) = pend {
+                drop(g);
+                out.unpin();
+                return Err(e);
+            }
+            pinner
+        };
+        out.unpin();
+        let r = pinner.pin(addr, write).and_then(|page| {
+            let e = Arc::new(
+                Entry {
+                    page,
+                    writable: write,
+                    users: AtomicUsize::new(0),
+                },
+                GFP_KERNEL,
+            )?;
+            let node = RBTreeNode::new(gfn, e.clone(), GFP_KERNEL)?;
+            Ok((e, node))
+        });
+        // Settle the pending pin. A pin cancelled meanwhile (the user unmapped the frame,
+        // or the device is going) is given back first, without the lock, so that whoever
+        // waits for the settle knows it is gone.
+        let mut g = self.inner.lock();
+        loop {
+            let cancelled = g.is_cancelled(gfn) || g.pinner.is_none();
+            match &r {
+                Ok((e, _)) if cancelled && e.page.is_pinned() => {
+                    drop(g);
+                    e.page.unpin();
+                    g = self.inner.lock();
+                }
+                _ => break,
+            }
+        }
+        let cancelled = g.settle(gfn) || g.pinner.is_none();
+        self.settled.notify_all();
+        match r {
+            Err(err) => {
+                g.stats.failures += 1;
+                Err(err)
+            }
+            Ok(_) if cancelled => Err(EFAULT),
+            Ok((e, node)) => {
+                let old = g.map.insert(node);
+                g.stats.live += 1;
+                g.stats.pinned += 1;
+                drop(g);
+                if let Some(old) = old {
+                    old.to_key_value().1.page.unpin();
+                }
+                Ok(e)
+            }
+        }
     }
 
     /// Pins the pages of `[addr, addr + len)` and returns a view of them; `write` asks for
@@ -294,8 +454,9 @@ impl<P: Pinner> GuestMemory<P> {
     /// # Errors
     ///
     /// `EINVAL` for an empty or wrapping range, `ENOSPC` when the pins would exceed the
-    /// limit, `ENODEV` while closed, the backend's error for a page it cannot pin. On error
-    /// no view exists; pages pinned on the way stay cached and evictable.
+    /// limit, `ENODEV` while closed, `EFAULT` for a range being unmapped, the backend's
+    /// error for a page it cannot pin. On error no view exists; pages pinned on the way
+    /// stay cached and evictable.
     pub(crate) fn map(&self, addr: u64, len: usize, write: bool) -> Result<View<P::Page>> {
         let end = addr.checked_add(len as u64).ok_or(EINVAL)?;
         if len == 0 {
@@ -303,8 +464,7 @@ impl<P: Pinner> GuestMemory<P> {
         }
         let (first, last) = (addr / PAGE, (end - 1) / PAGE);
         let count = usize::try_from(last - first + 1).map_err(|_| EINVAL)?;
-        let mut g = self.inner.lock();
-        if count > g.limit {
+        if count > self.inner.lock().limit {
             return Err(ENOSPC);
         }
         let mut view = View {
@@ -314,7 +474,7 @@ impl<P: Pinner> GuestMemory<P> {
             write,
         };
         for gfn in first..=last {
-            let e = g.get(gfn, write)?;
+            let e = self.get(gfn, write)?;
             view.pages.push(e.clone(), GFP_KERNEL)?;
             // Counted once it is in the view, whose drop balances it on every path.
             e.users.fetch_add(1, Ordering::AcqRel);
@@ -335,7 +495,7 @@ pub(crate) struct Probe {
 /// Largest range [`GuestMemory::probe`] takes.
 pub(crate) const PROBE_MAX: usize = 64 << 10;
 
-impl<P: Pinner> GuestMemory<P> {
+impl<P: Pinner + Clone> GuestMemory<P> {
     /// A test hook (debugfs `mem_probe`) for the whole path to real guest memory: maps
     /// `[addr, addr + len)` through the pin cache, loads every qword once, stores its
     /// complement, and returns the XOR of what it loaded. The view is dropped at once;

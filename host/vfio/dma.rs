@@ -10,8 +10,12 @@
 //! [`Dma::close`] nothing reaches the device any more; a pin that outlives the open is a
 //! driver bug, reported in the log, and never handed back to a closed device.
 //!
-//! Lock order: `Dma::state` is taken before the vfio core's own locks (the container's or
-//! iommufd's), both when pinning and from `dma_unmap`, where the core holds none of them.
+//! Locking: no lock of ours is held while the vfio core runs. The legacy container calls
+//! `dma_unmap` with its `device_list_lock` held, and takes that lock under its
+//! `iommu->lock`, which `vfio_pin_pages` takes too: a driver lock held across a pin and
+//! taken again in `dma_unmap` closes a cycle (lockdep reports it). So a call into the
+//! core only *enters* the open ([`Dma`]'s count of calls in flight, checked and counted
+//! under a short lock) and `close` waits until the count drops to zero.
 
 use core::{
     ptr::NonNull,
@@ -21,15 +25,17 @@ use kernel::{
     bindings,
     error::to_result,
     ffi::c_int,
-    new_mutex,
+    new_condvar, new_mutex,
     page::PAGE_SIZE,
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::{Arc, CondVar, Mutex},
 };
 
-/// Whether the device is still open, and how many pins are out.
+/// Whether the device is still open, how many calls into the vfio core are in flight,
+/// and how many pins are out.
 struct DmaState {
     open: bool,
+    inflight: u64,
     pins: u64,
 }
 
@@ -37,19 +43,36 @@ struct DmaState {
 ///
 /// # Invariants
 ///
-/// While `state.open` is true, `vdev` is a live vfio device that is open.
+/// `vdev` is a live vfio device that is open while `state.open` is true or
+/// `state.inflight` is not zero ([`Dma::close`] waits for the latter).
 #[pin_data]
 pub(crate) struct Dma {
     vdev: NonNull<bindings::vfio_device>,
     #[pin]
     state: Mutex<DmaState>,
+    /// Signalled when `inflight` drops to zero.
+    #[pin]
+    idle: CondVar,
 }
 
-// SAFETY: `vdev` is only used under `state`'s lock while the device is open; the vfio calls
-// made with it may come from any thread.
+// SAFETY: `vdev` is only used inside an [`Entered`] call, while the device is open; the vfio
+// calls made with it may come from any thread.
 unsafe impl Send for Dma {}
-// SAFETY: as above: every use of `vdev` takes `state`'s lock.
+// SAFETY: as above.
 unsafe impl Sync for Dma {}
+
+/// One call into the vfio core in flight: the device stays open until it is dropped.
+struct Entered<'a>(&'a Dma);
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.state.lock();
+        st.inflight -= 1;
+        if st.inflight == 0 {
+            self.0.idle.notify_all();
+        }
+    }
+}
 
 impl Dma {
     /// A handle for `vdev`, which is being opened.
@@ -61,20 +84,39 @@ impl Dma {
         try_pin_init!(Self {
             vdev: NonNull::new(vdev).ok_or(EINVAL)?,
             // INVARIANT: open by the caller's contract until `close`.
-            state <- new_mutex!(DmaState { open: true, pins: 0 }),
+            state <- new_mutex!(DmaState {
+                open: true,
+                inflight: 0,
+                pins: 0,
+            }),
+            idle <- new_condvar!(),
         })
     }
 
-    /// The device is being closed: nothing may reach it any more.
+    /// Enters the open for one call into the vfio core.
+    fn enter(&self) -> Result<Entered<'_>> {
+        let mut st = self.state.lock();
+        if !st.open {
+            return Err(ENODEV);
+        }
+        st.inflight += 1;
+        Ok(Entered(self))
+    }
+
+    /// The device is being closed: waits for the calls in flight, and nothing reaches
+    /// the device after this returns.
     pub(super) fn close(&self) {
         let mut st = self.state.lock();
+        st.open = false;
+        while st.inflight != 0 {
+            self.idle.wait(&mut st);
+        }
         if st.pins != 0 {
             pr_err!(
                 "gvtpv: {} guest page pins outlived the device open; dropped\n",
                 st.pins
             );
         }
-        st.open = false;
     }
 
     /// Copies between guest memory at DMA address `iova` and `buf` (`write`: to the guest).
@@ -83,12 +125,9 @@ impl Dma {
     ///
     /// `ENODEV` once the device is closed; `EINVAL` if the range is not mapped; `EFAULT`.
     pub(crate) fn rw(&self, iova: u64, buf: &mut [u8], write: bool) -> Result {
-        let st = self.state.lock();
-        if !st.open {
-            return Err(ENODEV);
-        }
-        // SAFETY: the device is open (type invariant, checked under the lock, which stays
-        // held); `buf` is valid for `buf.len()` bytes for the whole call.
+        let _in = self.enter()?;
+        // SAFETY: the device is open while `_in` lives (type invariant); `buf` is valid
+        // for `buf.len()` bytes for the whole call.
         to_result(unsafe {
             bindings::vfio_dma_rw(
                 self.vdev.as_ptr(),
@@ -113,13 +152,10 @@ impl Dma {
             return Err(EINVAL);
         }
         let prot = IOMMU_READ | if write { IOMMU_WRITE } else { 0 };
-        let mut st = self.state.lock();
-        if !st.open {
-            return Err(ENODEV);
-        }
+        let entered = self.enter()?;
         let mut page: *mut bindings::page = core::ptr::null_mut();
-        // SAFETY: the device is open (type invariant, under the lock); `page` has room for
-        // the one pointer asked for.
+        // SAFETY: the device is open while `entered` lives (type invariant); `page` has
+        // room for the one pointer asked for.
         let n = unsafe { bindings::vfio_pin_pages(self.vdev.as_ptr(), iova, 1, prot, &mut page) };
         if n < 0 {
             return Err(Error::from_errno(n));
@@ -133,7 +169,8 @@ impl Dma {
         };
         // SAFETY: `page` is pinned, hence live; this reference is ours until `drop`.
         unsafe { bindings::get_page(page.as_ptr()) };
-        st.pins += 1;
+        self.state.lock().pins += 1;
+        drop(entered);
         // INVARIANT: one vfio pin (counted in `pins`) and one page reference taken.
         Ok(PinnedPage {
             dma: self.clone(),
@@ -145,13 +182,15 @@ impl Dma {
 
     /// Gives one pin of `iova` back, unless the device was closed meanwhile.
     fn unpin(&self, iova: u64) {
+        let Ok(_in) = self.enter() else {
+            // Closed: `close` reported the pin; a closed device is never called.
+            return;
+        };
+        // SAFETY: the device is open while `_in` lives (type invariant) and `iova` carries
+        // a pin taken through it (the caller's `PinnedPage` invariant).
+        unsafe { bindings::vfio_unpin_pages(self.vdev.as_ptr(), iova, 1) };
         let mut st = self.state.lock();
-        if st.open {
-            // SAFETY: the device is open (type invariant, under the lock) and `iova` carries
-            // a pin taken through it (the caller's `PinnedPage` invariant).
-            unsafe { bindings::vfio_unpin_pages(self.vdev.as_ptr(), iova, 1) };
-            st.pins = st.pins.saturating_sub(1);
-        }
+        st.pins = st.pins.saturating_sub(1);
     }
 }
 
