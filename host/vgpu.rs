@@ -436,6 +436,10 @@ impl VfioOps for Vgpu {
         })
     }
 
+    fn refused(&self) {
+        Counters::inc(&self.counters.bad_access);
+    }
+
     fn irq_info(&self, index: u32) -> Result<(u32, u32)> {
         Ok(irq::info(index))
     }

@@ -92,6 +92,9 @@ pub(crate) trait VfioOps: Send + Sync + Sized + 'static {
     fn write(&self, index: u32, off: u64, data: &[u8]) -> Result;
     /// Describes region `index`.
     fn region_info(&self, index: u32) -> Result<RegionInfo>;
+    /// A `read`/`write` was refused before reaching the device: a bad position, size,
+    /// region or permission.
+    fn refused(&self);
     /// Returns `(count, VFIO_IRQ_INFO_* flags)` for interrupt `index`.
     fn irq_info(&self, index: u32) -> Result<(u32, u32)>;
     /// Applies a validated `VFIO_DEVICE_SET_IRQS`.
@@ -278,11 +281,16 @@ impl<T: VfioOps> Container<T> {
             // SAFETY: by the function contract.
             let d = unsafe { Self::data(vdev) };
             // SAFETY: by the function contract.
-            let pos = u64::try_from(unsafe { *ppos }).map_err(|_| EINVAL)?;
+            let pos = u64::try_from(unsafe { *ppos }).map_err(|_| {
+                d.refused();
+                EINVAL
+            })?;
             if count > MAX_RW {
+                d.refused();
                 return Err(EINVAL);
             }
-            let a = region::decode(pos, count, write, |i| d.region_info(i))?;
+            let a = region::decode(pos, count, write, |i| d.region_info(i))
+                .inspect_err(|_| d.refused())?;
             let mut small = [0u8; SMALL_RW];
             let mut big = KVec::new();
             let buf = match small.get_mut(..count) {
