@@ -5,7 +5,7 @@ set -euo pipefail
 
 BINDGEN_VERSION=0.72.1
 PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev
-      cpio xz-utils busybox-static e2fsprogs mdevctl make git python3 rsync kmod)
+      cpio xz-utils busybox-static e2fsprogs mdevctl make git python3 rsync kmod gcc libc6-dev)
 LOG=$GVTPV_LOGDIR/setup.log
 
 need_root() {

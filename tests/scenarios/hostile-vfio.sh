@@ -28,12 +28,17 @@ for mode in legacy iommufd; do
 	grep '^hostile client: [0-9]* operations$' "/tmp/hostile-$mode.out"
 	n=$(sed -n 's/^hostile client: \([0-9]*\) operations$/\1/p' "/tmp/hostile-$mode.out")
 	expect_eq "hostile client ($mode) ran to the end and found the device healthy" "$rc" 0
+	check "hostile client ($mode): re-open powers the vGPU on" \
+		grep -q '^lifecycle self-test: ok' "/tmp/hostile-$mode.out"
+	check "hostile client ($mode): the host reaches and lets go of its DMA memory" \
+		grep -q '^probe self-test: ok' "/tmp/hostile-$mode.out"
 	check "hostile client ($mode) issued at least $OPS operations (${n:-none}, ${t} s)" \
 		test "${n:-0}" -ge "$OPS"
 done
 echo "counters of $u after both clients:"
 cat "$DBG/$u/counters"
-for c in cfg_write mmio_read mmio_write pvinfo_read pvinfo_write g2v_notify bad_access resets; do
+for c in cfg_write mmio_read mmio_write pvinfo_read pvinfo_write g2v_notify bad_access resets \
+	unpinned_by_unmap aperture_outside; do
 	v=$(field "$DBG/$u/counters" $c)
 	check "counter $c moved ($v)" test "${v:-0}" -gt 0
 done
@@ -59,7 +64,33 @@ cat /tmp/l2.out
 expect_eq "L2 boots on the same vGPU afterwards and identifies it" "$rc" 0
 expect_identified "guest identification matches the host's vGPU" "$u" /tmp/l2.log
 
-check "mdevctl stop" mdevctl stop -u "$u"
+cat "$DBG/$u/mem_probe"
+
+# Removal while a VM holds the vGPU: the host relays a device request to QEMU (the
+# VFIO_PCI_REQ_IRQ_INDEX eventfd), and the removal completes once QEMU lets go.
+boot_l2 "$u" idle /tmp/l2-idle.log >/tmp/l2-idle.out 2>&1 &
+l2pid=$!
+i=0
+while [ $i -lt 60 ] && ! grep -q "GVTPV-L2-IDLE" /tmp/l2-idle.log 2>/dev/null; do
+	sleep 1
+	i=$((i + 1))
+done
+n0=$(dmesg | grep -c "asking the user to release the device")
+echo 1 >"/sys/bus/mdev/devices/$u/remove" &
+rmpid=$!
+sleep 3
+n1=$(dmesg | grep -c "asking the user to release the device")
+check "removing the vGPU while QEMU holds it asks QEMU to let go ($((n1 - n0)) requests)" \
+	test "$n1" -gt "$n0"
+dmesg | grep "asking the user to release the device" | tail -n 1
+# The bus link goes at once; the vGPU itself (its debugfs directory) lives until QEMU
+# lets go, and the removal blocks until then.
+check "the removal waits for QEMU (still blocked, vGPU still there)" \
+	sh -c "kill -0 $rmpid && test -d $DBG/$u"
+wait $l2pid
+wait $rmpid
+cat /tmp/l2-idle.out
+check "the vGPU is gone once QEMU has let go" sh -c "test ! -e /sys/bus/mdev/devices/$u && test ! -d $DBG/$u"
 expect_eq "$T: instance returned" "$(available $T)" 7
 unload_host
 exit $FAILED

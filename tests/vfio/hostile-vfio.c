@@ -12,6 +12,13 @@
  * console. At the end the device must still answer sanely (GET_INFO, the vendor ID,
  * the PVINFO magic).
  *
+ * Before the random run it checks, deterministically, that re-opening the device powers
+ * it on (config space and PVINFO's guest half back to reset values) and that the host
+ * reaches this process's DMA memory through its pin cache (debugfs mem_probe: the host
+ * complements the qwords it reads) and lets go of the pins when the range is unmapped.
+ * During the run, host probes of mapped and unmapped buffers are mixed in, so unmaps
+ * meet pinned pages.
+ *
  * Usage: hostile-vfio [-n OPS] [-s SEED] [-t] legacy|iommufd UUID
  * Prints the seed, one line "hostile client: N operations" (N = syscalls issued on the
  * device, container or iommufd) and a summary per kind. Exits 0, 1 if the device is
@@ -62,7 +69,7 @@ enum kind {
 	K_PREAD, K_PWRITE, K_PREADV, K_PWRITEV, K_CFG_READ, K_CFG_WRITE, K_PVINFO_READ,
 	K_PVINFO_WRITE, K_G2V, K_GET_INFO, K_REGION_INFO, K_IRQ_INFO, K_SET_IRQS, K_RESET,
 	K_HOT_RESET_INFO, K_HOT_RESET, K_FEATURE, K_VFIO_IOCTL, K_UNKNOWN_IOCTL, K_MMAP,
-	K_DMA_MAP, K_DMA_UNMAP, K_OPEN, K_IOMMUFD, K_NKINDS
+	K_DMA_MAP, K_DMA_UNMAP, K_OPEN, K_IOMMUFD, K_PROBE, K_NKINDS
 };
 
 static struct kind_stats stats[K_NKINDS] = {
@@ -90,6 +97,7 @@ static struct kind_stats stats[K_NKINDS] = {
 	[K_DMA_UNMAP] = { "DMA unmap" },
 	[K_OPEN] = { "open/bind/close" },
 	[K_IOMMUFD] = { "iommufd attach/detach/destroy" },
+	[K_PROBE] = { "host mem_probe (debugfs)" },
 };
 
 static uint64_t nops;		/* syscalls issued on the device, container or iommufd */
@@ -1245,6 +1253,165 @@ static void op_rare(void)
 	}
 }
 
+/* ---- the host's path to this process's memory (debugfs mem_probe) ---- */
+
+#define DBG_DIR "/sys/kernel/debug/gvtpv_host"
+static uint64_t probes_verified, probe_mismatches;
+
+/* Asks the host to probe [iova, iova + len): 0 or -errno. */
+static long mem_probe(uint64_t iova, uint64_t len)
+{
+	char path[PATH_MAX], buf[64];
+	int fd, n, e;
+	long r;
+
+	snprintf(path, sizeof(path), DBG_DIR "/%s/mem_probe", uuid);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%#" PRIx64 " %" PRIu64, iova, len);
+	r = note(K_PROBE, write(fd, buf, n));
+	e = errno;
+	close(fd);
+	nops++;
+	return r < 0 ? -e : 0;
+}
+
+/* The value of "KEY VALUE" (decimal or 0x hex) in a debugfs file of this vGPU. */
+static int dbg_field(const char *file, const char *key, uint64_t *v)
+{
+	char path[PATH_MAX], line[256];
+	size_t k = strlen(key);
+	FILE *f;
+	int found = 0;
+
+	snprintf(path, sizeof(path), DBG_DIR "/%s/%s", uuid, file);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, key);
+
+		while (p && !found) {
+			if ((p == line || p[-1] == ' ') && p[k] == ' ') {
+				*v = strtoull(p + k + 1, NULL, 0);
+				found = 1;
+			}
+			p = strstr(p + 1, key);
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Whole-path check: pattern in, probe, complement and XOR out; unmap while pinned. */
+static int probe_selftest(void)
+{
+	uint64_t *q = (uint64_t *)dmamem, xor = 0, got = 0, before = 0, after = 0;
+	const size_t n = 2 * PAGE / 8;
+	int bad = 0;
+	long r;
+
+	for (size_t i = 0; i < n; i++) {
+		q[i] = 0x0123456789abcdefULL * (i + 1);
+		xor ^= q[i];
+	}
+	r = mem_probe(SLOT_IOVA(0), 2 * PAGE);
+	if (r) {
+		printf("probe: the host could not probe mapped memory: %s\n", strerror((int)-r));
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (q[i] != ~(0x0123456789abcdefULL * (i + 1))) {
+			printf("probe: qword %zu is %#" PRIx64 ", not the complement\n", i, q[i]);
+			bad++;
+			break;
+		}
+	if (!dbg_field("mem_probe", "xor", &got) || got != xor) {
+		printf("probe: host XOR %#" PRIx64 ", want %#" PRIx64 "\n", got, xor);
+		bad++;
+	}
+	dbg_field("counters", "unpinned_by_unmap", &before);
+	/* The two pages stay pinned in the host's cache: unmapping them must drop them. */
+	if (unmap_slot(0)) {
+		printf("probe: unmapping a buffer the host holds pinned failed: %s\n", strerror(errno));
+		bad++;
+	}
+	dbg_field("counters", "unpinned_by_unmap", &after);
+	if (after < before + 2) {
+		printf("probe: the unmap dropped %" PRIu64 " host pins, want 2\n", after - before);
+		bad++;
+	}
+	if (mem_probe(SLOT_IOVA(0), 8) == 0) {
+		printf("probe: the host still reached an unmapped buffer\n");
+		bad++;
+	}
+	if (map_slot(0)) {
+		printf("probe: mapping the buffer again failed: %s\n", strerror(errno));
+		bad++;
+	}
+	if (!bad)
+		printf("probe self-test: ok (host complemented %zu qwords, XOR %#" PRIx64
+		       ", unmap dropped %" PRIu64 " pins)\n", n, xor, after - before);
+	return bad;
+}
+
+/* A random probe of a buffer, mapped or not; a success on a mapped one is verified. */
+static void op_probe(void)
+{
+	int i = (int)rnd(NSLOT);
+	uint64_t off = one_in(4) ? rnd(SLOT_SIZE) : rnd(SLOT_SIZE / 8) * 8;
+	uint64_t len = one_in(8) ? rnd64() % (1 << 20) : (rnd(2 * PAGE / 8) + 1) * 8;
+	unsigned char *p = dmamem + i * SLOT_SIZE + off;
+	int mapped = slot_mapped[i] && off + len <= SLOT_SIZE;
+	static unsigned char copy[2 * PAGE + 8];
+
+	if (mapped && len <= sizeof(copy))
+		memcpy(copy, p, len);
+	if (mem_probe(SLOT_IOVA(i) + off, len) || !mapped || len > sizeof(copy))
+		return;
+	for (uint64_t k = 0; k < len; k++)
+		if (p[k] != (unsigned char)~copy[k]) {
+			probe_mismatches++;
+			return;
+		}
+	probes_verified++;
+}
+
+/* Re-opening the device is a power-on: nothing of the previous open survives. */
+static int lifecycle_selftest(void)
+{
+	uint32_t bar0 = 0, pv = 0, one = 1;
+	uint16_t cmd = 0, msi = 0;
+	int bad = 0;
+
+	cfg_write32(0x10, 0xfe000000);
+	cfg_write16(0x04, 0x0407);
+	if (msi_cap)
+		cfg_write16(msi_cap + 2, 0x0001);
+	xpwrite(K_PVINFO_WRITE, &one, 4, BAR0(PVINFO_OFFSET + 0x804));
+	cfg_read(&bar0, 4, 0x10);
+	xpread(K_PVINFO_READ, &pv, 4, BAR0(PVINFO_OFFSET + 0x804));
+	if (bar0 != 0xfe000004 || pv != 1) {
+		printf("lifecycle: the writes did not take (BAR0 %#x, display_ready %u)\n", bar0, pv);
+		bad++;
+	}
+	reopen();
+	cfg_read(&bar0, 4, 0x10);
+	cfg_read(&cmd, 2, 0x04);
+	if (msi_cap)
+		cfg_read(&msi, 2, msi_cap + 2);
+	xpread(K_PVINFO_READ, &pv, 4, BAR0(PVINFO_OFFSET + 0x804));
+	if (bar0 != 0x4 || cmd != 0 || (msi & 1) || pv != 0) {
+		printf("lifecycle: state survived a re-open: BAR0 %#x command %#x MSI flags %#x "
+		       "display_ready %u\n", bar0, cmd, msi, pv);
+		bad++;
+	}
+	if (!bad)
+		printf("lifecycle self-test: ok (re-open reset BAR0, command, MSI and PVINFO)\n");
+	return bad;
+}
+
 /* ---- main ---- */
 
 static void usage(void)
@@ -1314,7 +1481,7 @@ static int health(void)
 int main(int argc, char **argv)
 {
 	uint64_t target = 100000, seed = 0;
-	int have_seed = 0, opt, bad;
+	int have_seed = 0, opt, bad = 0;
 	struct timespec t0, t1;
 	const char *mode;
 
@@ -1360,6 +1527,7 @@ int main(int argc, char **argv)
 			    strerror(errno));
 	walk_caps();
 	printf("MSI capability at %#x\n", msi_cap);
+	bad = lifecycle_selftest() + probe_selftest();
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (nops < target) {
@@ -1371,7 +1539,8 @@ int main(int argc, char **argv)
 		else if (r < 700) op_info();
 		else if (r < 820) op_set_irqs();
 		else if (r < 910) op_misc();
-		else if (r < 998) op_dma();
+		else if (r < 985) op_dma();
+		else if (r < 998) op_probe();
 		else op_rare();
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1383,7 +1552,7 @@ int main(int argc, char **argv)
 
 		xioctl(K_IOMMUFD, dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
 	}
-	bad = health();
+	bad += health();
 	if (iommufd_mode) {
 		if (dma_unmap(0, UINT64_MAX, 0, unmap_argsz()) < 0 && errno != ENOENT) {
 			printf("health: unmapping everything failed: %s\n", strerror(errno));
@@ -1395,6 +1564,8 @@ int main(int argc, char **argv)
 	}
 
 	printf("hostile client: %" PRIu64 " operations\n", nops);
+	printf("  host probes: %" PRIu64 " verified, %" PRIu64 " mismatches\n", probes_verified,
+	       probe_mismatches);
 	printf("  %.1f s, %" PRIu64 " interrupts seen on the eventfds\n",
 	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
 	       irqs_seen);
