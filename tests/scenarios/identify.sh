@@ -21,10 +21,7 @@ cat "$DBG/$u/info"
 
 check "L2 boots on the vGPU and identifies it" boot_l2 "$u" identify /tmp/l2.log
 expect_identified "guest identification matches the host's vGPU" "$u" /tmp/l2.log
-cat "$DBG/$u/counters"
-reads=$(field "$DBG/$u/counters" pvinfo_read)
-check "PVINFO reads were trapped and counted ($reads)" test "$reads" -ge 1024
-expect_eq "no refused accesses" "$(field "$DBG/$u/counters" bad_access)" 0
+expect_guest_traps "$u"
 
 check "mdevctl stop" mdevctl stop -u "$u"
 check "mdev device gone" test ! -e "/sys/bus/mdev/devices/$u"

@@ -20,10 +20,7 @@ if was_open /dev/iommu && was_open "/dev/vfio/devices/$cdev"; then ok "$d"; else
 d="QEMU used no container or group (it had: $OPENED)"
 if was_open /dev/vfio/vfio || was_open "/dev/vfio/$grp"; then notok "$d"; else ok "$d"; fi
 expect_identified "guest identification matches the host's vGPU" "$u" /tmp/l2.log
-cat "$DBG/$u/counters"
-reads=$(field "$DBG/$u/counters" pvinfo_read)
-check "PVINFO reads were trapped and counted ($reads)" test "${reads:-0}" -ge 1024
-expect_eq "no refused accesses" "$(field "$DBG/$u/counters" bad_access)" 0
+expect_guest_traps "$u"
 
 check "mdevctl stop" mdevctl stop -u "$u"
 unload_host

@@ -173,3 +173,12 @@ boot_l2_watching() {
 
 # was_open PATH: boot_l2_watching saw the L2 QEMU hold PATH.
 was_open() { case " $OPENED " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# expect_guest_traps UUID: after one guest identified the vGPU, its PVINFO reads were
+# trapped and counted, and nothing was refused.
+expect_guest_traps() {
+	cat "$DBG/$1/counters"
+	reads=$(field "$DBG/$1/counters" pvinfo_read)
+	check "PVINFO reads were trapped and counted ($reads)" test "${reads:-0}" -ge 1024
+	expect_eq "no refused accesses" "$(field "$DBG/$1/counters" bad_access)" 0
+}
