@@ -19,7 +19,6 @@ pub(crate) struct Mediator {
 
 impl Mediator {
     /// A mediator with nothing handed out yet.
-    ///
     pub(crate) fn new() -> impl PinInit<Self, Error> {
         try_init!(Self {
             partition: partition::shared()?,

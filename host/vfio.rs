@@ -10,9 +10,9 @@
 //! containers whose first field is the C struct in an [`Opaque`](kernel::types::Opaque),
 //! with the driver data pin-initialised inside the C allocation.
 //!
-//! Lock order: the mdev and vfio cores hold their own locks around probe/remove and
-//! open/close; [`dma::Dma`]'s lock is taken before the vfio core's container or iommufd
-//! locks (see there).
+//! Locking: the mdev and vfio cores hold their own locks around probe/remove and
+//! open/close; no lock of ours is held while the vfio core pins, unpins or copies
+//! ([`dma`] says why).
 
 pub(crate) mod device;
 pub(crate) mod dma;

@@ -11,8 +11,8 @@
 //! 1. `Vgpu::state` - the device model a trapped access changes;
 //! 2. `Vgpu::irqs` - the eventfds; taken under `state` to raise an interrupt from inside a
 //!    trap handler ([`Vgpu::raise_irq_locked`]), or alone by SET_IRQS and requests;
-//! 3. `GuestMemory::inner` (`Vgpu::mem`), then `vfio::Dma`'s state lock, then the vfio
-//!    core's own locks.
+//! 3. `GuestMemory::inner` (`Vgpu::mem`), alone: it is never held while the vfio core
+//!    runs, nor is any other lock of ours (`vfio::dma` says why).
 
 pub(crate) mod access;
 pub(crate) mod cfg;

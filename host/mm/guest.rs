@@ -37,6 +37,7 @@ use kernel::{
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
     sync::{Arc, CondVar, Mutex},
+    time::{Instant, Monotonic},
 };
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -137,6 +138,31 @@ struct Pending {
     cancelled: bool,
 }
 
+/// How long a frame range stays refused after its unmap returned: the legacy container
+/// looks for pins again once `dma_unmap` is back, before it drops the mapping, and
+/// calls `BUG()` after ten rounds that find one.
+const LINGER_MS: i64 = 100;
+
+/// A frame range in which no new pin starts: being unmapped or reset, or unmapped
+/// [`LINGER_MS`] ago at most.
+#[derive(Clone, Copy)]
+struct Guard {
+    first: u64,
+    last: u64,
+    /// When the unmap returned; `None` while it runs.
+    done: Option<Instant<Monotonic>>,
+}
+
+impl Guard {
+    fn live(&self) -> bool {
+        self.done
+            .is_none_or(|t| t.elapsed().as_millis() < LINGER_MS)
+    }
+}
+
+/// Guards kept at once; more concurrent unmaps than that refuse every pin instead.
+const GUARDS: usize = 8;
+
 struct Inner<P: Pinner> {
     /// The source of pins; `None` while the device is closed.
     pinner: Option<P>,
@@ -144,8 +170,10 @@ struct Inner<P: Pinner> {
     map: RBTree<u64, Arc<Entry<P::Page>>>,
     /// Pins in flight.
     pending: KVec<Pending>,
-    /// Frame ranges being unmapped: no new pin starts inside them.
-    unmapping: KVec<(u64, u64)>,
+    /// Ranges in which no pin starts (no allocation: an unmap must not fail).
+    guards: [Option<Guard>; GUARDS],
+    /// Unmaps or resets running without a guard slot: no pin starts anywhere.
+    unguarded: usize,
     /// Most pages pinned at once.
     limit: usize,
     stats: PinStats,
@@ -224,14 +252,62 @@ impl<P: Pinner> Inner<P> {
         Ok(())
     }
 
-    /// A cached entry for `gfn` that serves a `write` access.
+    /// Refuses new pins in `[first, last]` until [`Self::unguard`]; returns the slot.
+    fn guard(&mut self, first: u64, last: u64) -> Option<usize> {
+        let fresh = Guard {
+            first,
+            last,
+            done: None,
+        };
+        let i = self
+            .guards
+            .iter()
+            .position(|g| !g.is_some_and(|g| g.live()));
+        match i.and_then(|i| self.guards.get_mut(i).map(|g| (i, g))) {
+            Some((i, g)) => {
+                *g = Some(fresh);
+                Some(i)
+            }
+            None => {
+                self.unguarded += 1;
+                None
+            }
+        }
+    }
+
+    /// Ends a guard: it lingers for [`LINGER_MS`] if `linger`, else goes at once.
+    fn unguard(&mut self, slot: Option<usize>, linger: bool) {
+        match slot.and_then(|i| self.guards.get_mut(i)) {
+            Some(g) => {
+                *g = g.filter(|_| linger).map(|mut g| {
+                    g.done = Some(Instant::now());
+                    g
+                })
+            }
+            None => self.unguarded = self.unguarded.saturating_sub(1),
+        }
+    }
+
+    /// Whether a new pin of `gfn` must not start now.
+    fn guarded(&self, gfn: u64) -> bool {
+        self.unguarded != 0
+            || self
+                .guards
+                .iter()
+                .flatten()
+                .any(|g| g.live() && (g.first..=g.last).contains(&gfn))
+    }
+
+    /// A cached entry for `gfn` that serves a `write` access, counted as used.
     fn hit(&mut self, gfn: u64, write: bool) -> Option<Arc<Entry<P::Page>>> {
         let e = self.map.get(&gfn)?;
-        if e.page.is_pinned() && (e.writable || !write) {
-            self.stats.hits += 1;
-            return Some(e.clone());
+        if !e.writable && write {
+            return None;
         }
-        None
+        e.users.fetch_add(1, Ordering::AcqRel);
+        let e = e.clone();
+        self.stats.hits += 1;
+        Some(e)
     }
 
     /// Whether the pending pin of `gfn` was cancelled.
@@ -260,7 +336,8 @@ impl<P: Pinner + Clone> GuestMemory<P> {
                 pinner: None,
                 map: RBTree::new(),
                 pending: KVec::new(),
-                unmapping: KVec::new(),
+                guards: [None; GUARDS],
+                unguarded: 0,
                 limit,
                 stats: PinStats::default(),
             }),
@@ -271,19 +348,24 @@ impl<P: Pinner + Clone> GuestMemory<P> {
     /// Drops every pin (and, with `detach`, the backend); returns how many pins went.
     fn release_all(&self, detach: Option<Option<P>>) -> usize {
         let mut out = Released::new();
-        {
+        let slot = {
             let mut g = self.inner.lock();
             g.take_frames(0, u64::MAX, &mut out);
             if let Some(p) = detach {
                 g.pinner = p;
             }
+            // No new pin starts until the old ones are gone.
+            let slot = g.guard(0, u64::MAX);
             // Pins in flight were cancelled: wait until they are given back.
             while !g.pending.is_empty() {
                 self.settled.wait(&mut g);
             }
-        }
+            slot
+        };
         let n = out.unpin();
-        self.inner.lock().stats.released += n as u64;
+        let mut g = self.inner.lock();
+        g.unguard(slot, false);
+        g.stats.released += n as u64;
         n
     }
 
@@ -303,28 +385,25 @@ impl<P: Pinner + Clone> GuestMemory<P> {
     }
 
     /// The user unmapped `[addr, addr + len)`: every pin in it goes before this returns,
-    /// including pins that were being taken meanwhile.
+    /// including pins that were being taken meanwhile, and no new pin starts in it until
+    /// shortly after.
     pub(crate) fn unmap(&self, addr: u64, len: u64) -> usize {
         if len == 0 {
             return 0;
         }
         let (first, last) = (addr / PAGE, addr.saturating_add(len - 1) / PAGE);
         let mut out = Released::new();
-        let guarded = {
+        let slot = {
             let mut g = self.inner.lock();
             g.take_frames(first, last, &mut out);
-            g.unmapping.push((first, last), GFP_KERNEL).is_ok()
+            g.guard(first, last)
         };
         let n = out.unpin();
         let mut g = self.inner.lock();
         while g.pending.iter().any(|p| (first..=last).contains(&p.gfn)) {
             self.settled.wait(&mut g);
         }
-        if guarded {
-            if let Some(i) = g.unmapping.iter().position(|r| *r == (first, last)) {
-                let _ = g.unmapping.remove(i);
-            }
-        }
+        g.unguard(slot, true);
         g.stats.unmapped += n as u64;
         n
     }
@@ -340,6 +419,10 @@ impl<P: Pinner + Clone> GuestMemory<P> {
     }
 
     /// Copies `buf.len()` bytes of guest memory at `addr` into `buf`, once.
+    ///
+    /// With the legacy container the copy goes through the user's address space: it works
+    /// from the user's own process (a trapped access) or a kernel thread (a work item),
+    /// and fails with `EPERM` from any other process. Views work from anywhere.
     ///
     /// # Errors
     ///
@@ -359,7 +442,8 @@ impl<P: Pinner + Clone> GuestMemory<P> {
         self.pinner()?.rw(addr, &mut tmp, true)
     }
 
-    /// The entry of frame `gfn`, pinned now if it is not cached.
+    /// The entry of frame `gfn`, pinned now if it is not cached, counted as used (the
+    /// caller owes a decrement of `users`).
     fn get(&self, gfn: u64, write: bool) -> Result<Arc<Entry<P::Page>>> {
         let addr = gfn.checked_mul(PAGE).ok_or(EINVAL)?;
         let mut out = Released::new();
@@ -374,12 +458,18 @@ impl<P: Pinner + Clone> GuestMemory<P> {
                 }
                 self.settled.wait(&mut g);
             }
-            if g.unmapping.iter().any(|&(f, l)| (f..=l).contains(&gfn)) {
+            if g.guarded(gfn) {
                 return Err(EFAULT);
             }
             let pinner = g.pinner.clone().ok_or(ENODEV)?;
-            // Dropped, or read-only but wanted writable: pin anew.
-            g.take_frames(gfn, gfn, &mut out);
+            // Read-only but wanted writable: pin anew, unless a view still uses it.
+            if let Some(e) = g.map.get(&gfn) {
+                if e.users.load(Ordering::Acquire) != 0 {
+                    return Err(EBUSY);
+                }
+                g.take_frames(gfn, gfn, &mut out);
+                g.stats.released += 1;
+            }
             let room = g.make_room(&mut out);
             let pend = room.and_then(|()| {
                 g.pending
@@ -436,13 +526,13 @@ impl<P: Pinner + Clone> GuestMemory<P> {
             }
             Ok(_) if cancelled => Err(EFAULT),
             Ok((e, node)) => {
-                let old = g.map.insert(node);
+                // Counted as used before anyone can see it, so it cannot be evicted.
+                e.users.fetch_add(1, Ordering::AcqRel);
+                // Nothing is cached for `gfn` here: it was taken out above and pins of one
+                // frame are never in flight twice.
+                let _ = g.map.insert(node);
                 g.stats.live += 1;
                 g.stats.pinned += 1;
-                drop(g);
-                if let Some(old) = old {
-                    old.to_key_value().1.page.unpin();
-                }
                 Ok(e)
             }
         }
@@ -474,10 +564,12 @@ impl<P: Pinner + Clone> GuestMemory<P> {
             write,
         };
         for gfn in first..=last {
+            // `get` counts the entry as used; the view's drop balances it.
             let e = self.get(gfn, write)?;
-            view.pages.push(e.clone(), GFP_KERNEL)?;
-            // Counted once it is in the view, whose drop balances it on every path.
-            e.users.fetch_add(1, Ordering::AcqRel);
+            if let Err(err) = view.pages.push(e.clone(), GFP_KERNEL) {
+                e.users.fetch_sub(1, Ordering::AcqRel);
+                return Err(err.into());
+            }
         }
         Ok(view)
     }
@@ -694,14 +786,20 @@ mod tests {
         assert_eq!(v.store32(PAGE as usize, 8), Err(EFAULT));
         // The page the guest unmapped was not written after the unmap.
         assert_eq!(g.peek32(PAGE), 7);
-        // The first page is still fine; mapping the range again pins the second anew.
+        // The first page is still fine. Right after the unmap the range refuses new pins
+        // (the container still looks for pins there); a little later it pins anew.
         assert!(v.load32(0).is_ok());
+        assert!(matches!(m.map(PAGE, 4, false), Err(e) if e == EFAULT));
+        kernel::time::delay::fsleep(kernel::time::Delta::from_millis(LINGER_MS + 10));
         let v2 = m.map(PAGE, 4, false).unwrap();
         assert_eq!(v2.load32(0).unwrap(), 7);
         assert_eq!(g.pins(), 3);
         assert_eq!(m.stats().unmapped, 1);
-        // An unmap of nothing drops nothing.
+        // An unmap of nothing drops nothing; pins elsewhere go on during a linger.
         assert_eq!(m.unmap(3 * PAGE, 0), 0);
+        assert_eq!(m.unmap(3 * PAGE, PAGE), 0);
+        assert!(matches!(m.map(3 * PAGE, 4, false), Err(e) if e == EFAULT));
+        assert!(m.map(2 * PAGE, 4, false).is_ok());
     }
 
     #[test]
@@ -738,6 +836,12 @@ mod tests {
         drop(_c);
         assert!(m.map(PAGE, 4, false).is_ok());
         assert!(m.stats().live <= 3);
+        // A writable view of a page a read-only view still uses is refused, not forced.
+        let ro = m.map(2 * PAGE, 4, false).unwrap();
+        assert!(matches!(m.map(2 * PAGE, 4, true), Err(e) if e == EBUSY));
+        drop(ro);
+        drop(_a);
+        assert!(m.map(2 * PAGE, 4, true).is_ok());
         // Empty and wrapping ranges.
         assert!(matches!(m.map(0, 0, false), Err(e) if e == EINVAL));
         assert!(matches!(m.map(u64::MAX - 1, 4, false), Err(e) if e == EINVAL));

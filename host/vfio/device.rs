@@ -133,6 +133,8 @@ impl<T: VfioOps> Container<T> {
         init: impl PinInit<T, Error>,
     ) -> Result<NonNull<bindings::vfio_device>> {
         const { assert!(offset_of!(Container<T>, vdev) == 0) };
+        // `kvzalloc` aligns to at least `ARCH_KMALLOC_MINALIGN`.
+        const { assert!(align_of::<Container<T>>() <= bindings::ARCH_KMALLOC_MINALIGN) };
         // Until the data is initialised, `release` must not drop it.
         let alloc_ops = bindings::vfio_device_ops {
             release: None,
@@ -257,8 +259,10 @@ impl<T: VfioOps> Container<T> {
         // SAFETY: as in `open_device`.
         let (d, slot) = unsafe { (Self::data(vdev), Self::dma_slot(vdev)) };
         d.close();
-        // Whatever the driver still holds can no longer reach the device.
-        if let Some(dma) = slot.lock().take() {
+        // Whatever the driver still holds can no longer reach the device. (The lock is
+        // released before `close` waits for calls in flight.)
+        let dma = slot.lock().take();
+        if let Some(dma) = dma {
             dma.close();
         }
     }

@@ -18,8 +18,9 @@
 //! under a short lock) and `close` waits until the count drops to zero.
 
 use core::{
+    hint::spin_loop,
     ptr::NonNull,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicU32, Ordering},
 };
 use kernel::{
     bindings,
@@ -112,8 +113,10 @@ impl Dma {
             self.idle.wait(&mut st);
         }
         if st.pins != 0 {
+            // A driver bug: the pins stay with the vfio core, which cannot be asked to
+            // drop them once the device is closed.
             pr_err!(
-                "gvtpv: {} guest page pins outlived the device open; dropped\n",
+                "gvtpv: {} guest page pins outlived the device open; leaked in the vfio core\n",
                 st.pins
             );
         }
@@ -176,7 +179,8 @@ impl Dma {
             dma: self.clone(),
             iova,
             page,
-            pinned: AtomicBool::new(true),
+            writable: write,
+            state: AtomicU32::new(PINNED),
         })
     }
 
@@ -194,24 +198,46 @@ impl Dma {
     }
 }
 
+/// [`PinnedPage::state`]: the vfio pin is held.
+const PINNED: u32 = 1 << 31;
+
 /// One guest page pinned for device access.
+///
+/// Every load and store checks that the pin is still held and counts itself in
+/// `state` while it runs; [`PinnedPage::unpin`] clears the pin bit and waits for the
+/// accesses in progress before it gives the pin back. So once `unpin` (and with it the
+/// driver's `dma_unmap`) returns, nothing touches the page through this object any more,
+/// as vfio requires.
 ///
 /// # Invariants
 ///
-/// While `pinned` is true we own one vfio pin of `iova` on `dma`; `page` is the host page
-/// behind it, on which we own one page reference for as long as this object lives.
+/// While `state` has [`PINNED`] set or counts accesses, we own one vfio pin of `iova` on
+/// `dma`; `page` is the host page behind it, on which we own one page reference for as
+/// long as this object lives.
 pub(crate) struct PinnedPage {
     dma: Arc<Dma>,
     iova: u64,
     page: NonNull<bindings::page>,
-    pinned: AtomicBool,
+    /// Whether the pin allows device writes.
+    writable: bool,
+    /// [`PINNED`], plus the number of accesses in progress.
+    state: AtomicU32,
 }
 
 // SAFETY: the page reference may be dropped from any thread; accesses to the page are
-// single volatile loads and stores or bounded copies, which any thread may make.
+// single volatile loads and stores, which any thread may make.
 unsafe impl Send for PinnedPage {}
-// SAFETY: as above; `pinned` is atomic.
+// SAFETY: as above; `state` is atomic.
 unsafe impl Sync for PinnedPage {}
+
+/// One access in progress on a [`PinnedPage`].
+struct Access<'a>(&'a PinnedPage);
+
+impl Drop for Access<'_> {
+    fn drop(&mut self) {
+        self.0.state.fetch_sub(1, Ordering::Release);
+    }
+}
 
 /// Whether `off` is a naturally aligned `size`-byte slot inside a page.
 fn slot(off: usize, size: usize) -> Result {
@@ -231,16 +257,36 @@ impl PinnedPage {
 
     /// Whether the vfio pin is still held (not yet dropped by [`Self::unpin`]).
     pub(crate) fn is_pinned(&self) -> bool {
-        self.pinned.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) & PINNED != 0
     }
 
-    /// Gives the vfio pin back now (the user unmapped the page); the page stays readable
-    /// through this object until it is dropped. Idempotent.
-    pub(crate) fn unpin(&self) {
-        if self.pinned.swap(false, Ordering::AcqRel) {
-            // INVARIANT: the pin is given back exactly once.
-            self.dma.unpin(self.iova);
+    /// Starts an access, if the pin is still held.
+    fn begin(&self, store: bool) -> Result<Access<'_>> {
+        if store && !self.writable {
+            return Err(EPERM);
         }
+        // One read-modify-write on `state`: either `unpin`'s comes first and this access
+        // sees the pin gone, or this one does and `unpin` waits for it.
+        let s = self.state.fetch_add(1, Ordering::AcqRel);
+        let a = Access(self);
+        if s & PINNED == 0 {
+            return Err(EFAULT);
+        }
+        Ok(a)
+    }
+
+    /// Gives the vfio pin back now (the user unmapped the page), after the accesses in
+    /// progress; later accesses fail with `EFAULT`. Idempotent.
+    pub(crate) fn unpin(&self) {
+        if self.state.fetch_and(!PINNED, Ordering::AcqRel) & PINNED == 0 {
+            return;
+        }
+        // Accesses are a few loads or stores that never sleep: wait them out.
+        while self.state.load(Ordering::Acquire) & !PINNED != 0 {
+            spin_loop();
+        }
+        // INVARIANT: the pin is given back exactly once, with no access in progress.
+        self.dma.unpin(self.iova);
     }
 
     /// Runs `f` on the kernel mapping of the page.
@@ -258,9 +304,10 @@ impl PinnedPage {
     ///
     /// # Errors
     ///
-    /// `EINVAL` if `off` is unaligned or outside the page.
+    /// `EINVAL` if `off` is unaligned or outside the page, `EFAULT` once unpinned.
     pub(crate) fn load32(&self, off: usize) -> Result<u32> {
         slot(off, 4)?;
+        let _a = self.begin(false)?;
         // SAFETY: `off` is a 4-byte aligned slot inside the mapped page (checked above).
         Ok(self.with_map(|va| unsafe { va.add(off).cast::<u32>().read_volatile() }))
     }
@@ -269,9 +316,10 @@ impl PinnedPage {
     ///
     /// # Errors
     ///
-    /// `EINVAL` if `off` is unaligned or outside the page.
+    /// `EINVAL` if `off` is unaligned or outside the page, `EFAULT` once unpinned.
     pub(crate) fn load64(&self, off: usize) -> Result<u64> {
         slot(off, 8)?;
+        let _a = self.begin(false)?;
         // SAFETY: `off` is an 8-byte aligned slot inside the mapped page (checked above).
         Ok(self.with_map(|va| unsafe { va.add(off).cast::<u64>().read_volatile() }))
     }
@@ -280,9 +328,11 @@ impl PinnedPage {
     ///
     /// # Errors
     ///
-    /// `EINVAL` if `off` is unaligned or outside the page.
+    /// `EINVAL` if `off` is unaligned or outside the page, `EPERM` for a read-only pin,
+    /// `EFAULT` once unpinned.
     pub(crate) fn store32(&self, off: usize, v: u32) -> Result {
         slot(off, 4)?;
+        let _a = self.begin(true)?;
         // SAFETY: `off` is a 4-byte aligned slot inside the mapped page (checked above).
         self.with_map(|va| unsafe { va.add(off).cast::<u32>().write_volatile(v) });
         Ok(())
@@ -292,9 +342,11 @@ impl PinnedPage {
     ///
     /// # Errors
     ///
-    /// `EINVAL` if `off` is unaligned or outside the page.
+    /// `EINVAL` if `off` is unaligned or outside the page, `EPERM` for a read-only pin,
+    /// `EFAULT` once unpinned.
     pub(crate) fn store64(&self, off: usize, v: u64) -> Result {
         slot(off, 8)?;
+        let _a = self.begin(true)?;
         // SAFETY: `off` is an 8-byte aligned slot inside the mapped page (checked above).
         self.with_map(|va| unsafe { va.add(off).cast::<u64>().write_volatile(v) });
         Ok(())

@@ -74,26 +74,35 @@ impl FakeGuest {
 pub(crate) struct FakePage {
     guest: Arc<FakeGuest>,
     addr: u64,
+    writable: bool,
     pinned: AtomicBool,
 }
 
 impl FakePage {
-    fn at(&self, off: usize, size: usize) -> Result<u64> {
+    /// The guest address of a `size`-byte access at `off`, as `vfio::PinnedPage` checks
+    /// it: aligned, inside the page, still pinned, writable for a store.
+    fn at(&self, off: usize, size: usize, store: bool) -> Result<u64> {
         if off % size != 0 || off + size > PAGE as usize {
             return Err(EINVAL);
+        }
+        if store && !self.writable {
+            return Err(EPERM);
+        }
+        if !self.is_pinned() {
+            return Err(EFAULT);
         }
         Ok(self.addr + off as u64)
     }
 
     fn load<const N: usize>(&self, off: usize) -> Result<[u8; N]> {
-        let a = self.at(off, N)?;
+        let a = self.at(off, N, false)?;
         let mut out = [0u8; N];
         self.guest.access(a, N, |s| out.copy_from_slice(s))?;
         Ok(out)
     }
 
     fn store(&self, off: usize, v: &[u8]) -> Result {
-        let a = self.at(off, v.len())?;
+        let a = self.at(off, v.len(), true)?;
         self.guest.access(a, v.len(), |s| s.copy_from_slice(v))
     }
 }
@@ -133,7 +142,7 @@ impl Drop for FakePage {
 impl Pinner for Arc<FakeGuest> {
     type Page = FakePage;
 
-    fn pin(&self, addr: u64, _write: bool) -> Result<FakePage> {
+    fn pin(&self, addr: u64, write: bool) -> Result<FakePage> {
         if addr / PAGE == self.fail.load(Ordering::Relaxed) {
             return Err(EFAULT);
         }
@@ -143,6 +152,7 @@ impl Pinner for Arc<FakeGuest> {
         Ok(FakePage {
             guest: self.clone(),
             addr,
+            writable: write,
             pinned: AtomicBool::new(true),
         })
     }
