@@ -138,10 +138,12 @@ struct Pending {
     cancelled: bool,
 }
 
-/// How long a frame range stays refused after its unmap returned: the legacy container
-/// looks for pins again once `dma_unmap` is back, before it drops the mapping, and
-/// calls `BUG()` after ten rounds that find one.
-const LINGER_MS: i64 = 100;
+/// How long a frame range stays refused after its unmap returned. The legacy container
+/// looks for pins again as soon as `dma_unmap` is back, before it drops the mapping, and
+/// calls `BUG()` after ten rounds that find one (iommufd `WARN`s after a hundred); a pin
+/// sneaking into that window each round is what the guard rules out. The window is
+/// microseconds; the guard covers it with a wide margin, and pins elsewhere go on.
+const LINGER_MS: i64 = 10;
 
 /// A frame range in which no new pin starts: being unmapped or reset, or unmapped
 /// [`LINGER_MS`] ago at most.

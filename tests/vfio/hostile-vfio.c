@@ -1316,7 +1316,10 @@ static int probe_selftest(void)
 		q[i] = 0x0123456789abcdefULL * (i + 1);
 		xor ^= q[i];
 	}
-	r = mem_probe(SLOT_IOVA(0), 2 * PAGE);
+	/* Right after an unmap (a re-open or re-attach unmaps everything) the host refuses
+	 * new pins for a few milliseconds: retry EFAULT for up to 200 ms. */
+	for (int t = 0; (r = mem_probe(SLOT_IOVA(0), 2 * PAGE)) == -EFAULT && t < 20; t++)
+		usleep(10000);
 	if (r) {
 		printf("probe: the host could not probe mapped memory: %s\n", strerror((int)-r));
 		return 1;
