@@ -52,7 +52,7 @@ for h in vfio iommufd; do
 		"$KDIR/include/uapi/linux/$h.h" >"$inc/$h.h"
 done
 logged "$GVTPV_LOGDIR/hostile-vfio.log" gcc -static -O2 -Wall -Wextra -Werror \
-	-I"$B/hostile-inc" -o "$B/hostile-vfio" "$GVTPV_TOP/tests/vfio/hostile-vfio.c"
+	-pthread -I"$B/hostile-inc" -o "$B/hostile-vfio" "$GVTPV_TOP/tests/vfio/hostile-vfio.c"
 
 step "images: L1 disk"
 r=$B/l1-root

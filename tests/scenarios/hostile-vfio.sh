@@ -21,7 +21,8 @@ u=$(new_uuid)
 check "mdevctl start $T" mdevctl start -u "$u" -p "$PARENT" -t "$T"
 for mode in legacy iommufd; do
 	t0=$(date +%s)
-	timeout -s KILL 150 hostile-vfio -n "$OPS" ${SEED:+-s "$SEED"} "$mode" "$u" >"/tmp/hostile-$mode.out" 2>&1
+	# -j: a second thread makes the host pin the upper buffers while the run unmaps them.
+	timeout -s KILL 150 hostile-vfio -j -n "$OPS" ${SEED:+-s "$SEED"} "$mode" "$u" >"/tmp/hostile-$mode.out" 2>&1
 	rc=$?
 	t=$(($(date +%s) - t0))
 	sed "s/^/[$mode] /" "/tmp/hostile-$mode.out"
@@ -32,6 +33,9 @@ for mode in legacy iommufd; do
 		grep -q '^lifecycle self-test: ok' "/tmp/hostile-$mode.out"
 	check "hostile client ($mode): the host reaches and lets go of its DMA memory" \
 		grep -q '^probe self-test: ok' "/tmp/hostile-$mode.out"
+	racing=$(sed -n 's/^  racing host probes (second thread): \([0-9]*\) ok.*/\1/p' "/tmp/hostile-$mode.out")
+	check "hostile client ($mode): host pins raced the unmaps (${racing:-0} probes succeeded)" \
+		test "${racing:-0}" -gt 0
 	check "hostile client ($mode) issued at least $OPS operations (${n:-none}, ${t} s)" \
 		test "${n:-0}" -ge "$OPS"
 done

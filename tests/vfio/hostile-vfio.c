@@ -19,7 +19,10 @@
  * During the run, host probes of mapped and unmapped buffers are mixed in, so unmaps
  * meet pinned pages.
  *
- * Usage: hostile-vfio [-n OPS] [-s SEED] [-t] legacy|iommufd UUID
+ * With -j, a second thread asks the host to probe the upper half of the buffers in a loop
+ * while the main thread maps and unmaps them: host pins race unmaps for real.
+ *
+ * Usage: hostile-vfio [-n OPS] [-s SEED] [-t] [-j] legacy|iommufd UUID
  * Prints the seed, one line "hostile client: N operations" (N = syscalls issued on the
  * device, container or iommufd) and a summary per kind. Exits 0, 1 if the device is
  * unhealthy at the end, 2 if it could not be opened at all.
@@ -29,6 +32,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -1360,9 +1365,44 @@ static int probe_selftest(void)
 }
 
 /* A random probe of a buffer, mapped or not; a success on a mapped one is verified. */
+static int racer;			/* -j: a thread probes the upper half of the buffers */
+static atomic_int racer_stop;
+static atomic_ulong racer_ok, racer_err;
+
+/* The racing thread: host probes of the upper buffers, mapped or not, as fast as the
+ * host answers. Its own PRNG and counters: nothing shared with the main thread but the
+ * buffers' memory, which it does not read. */
+static void *racer_main(void *arg)
+{
+	uint64_t x = (uint64_t)(uintptr_t)arg | 1;
+	char path[PATH_MAX], buf[64];
+
+	snprintf(path, sizeof(path), DBG_DIR "/%s/mem_probe", uuid);
+	while (!atomic_load(&racer_stop)) {
+		int fd, n;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		n = snprintf(buf, sizeof(buf), "%#" PRIx64 " %" PRIu64,
+			     (uint64_t)(SLOT_IOVA(NSLOT / 2 + x % (NSLOT / 2)) +
+					(x >> 8) % (SLOT_SIZE / PAGE) * PAGE),
+			     (uint64_t)((1 + (x >> 20) % 4) * PAGE));
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			break;
+		if (write(fd, buf, n) < 0)
+			atomic_fetch_add(&racer_err, 1);
+		else
+			atomic_fetch_add(&racer_ok, 1);
+		close(fd);
+	}
+	return NULL;
+}
+
 static void op_probe(void)
 {
-	int i = (int)rnd(NSLOT);
+	int i = (int)rnd(racer ? NSLOT / 2 : NSLOT);
 	uint64_t off = one_in(4) ? rnd(SLOT_SIZE) : rnd(SLOT_SIZE / 8) * 8;
 	uint64_t len = one_in(8) ? rnd64() % (1 << 20) : (rnd(2 * PAGE / 8) + 1) * 8;
 	unsigned char *p = dmamem + i * SLOT_SIZE + off;
@@ -1419,7 +1459,7 @@ static int lifecycle_selftest(void)
 
 static void usage(void)
 {
-	die(2, "usage: hostile-vfio [-n OPS] [-s SEED] [-t] legacy|iommufd UUID");
+	die(2, "usage: hostile-vfio [-n OPS] [-s SEED] [-t] [-j] legacy|iommufd UUID");
 }
 
 static void setup_memory(void)
@@ -1488,8 +1528,9 @@ int main(int argc, char **argv)
 	struct timespec t0, t1;
 	const char *mode;
 
-	while ((opt = getopt(argc, argv, "n:s:t")) != -1) {
+	while ((opt = getopt(argc, argv, "n:s:tj")) != -1) {
 		switch (opt) {
+		case 'j': racer = 1; break;
 		case 'n': target = strtoull(optarg, NULL, 0); break;
 		case 's': seed = strtoull(optarg, NULL, 0); have_seed = 1; break;
 		case 't': trace = 1; break;
@@ -1532,6 +1573,10 @@ int main(int argc, char **argv)
 	printf("MSI capability at %#x\n", msi_cap);
 	bad = lifecycle_selftest() + probe_selftest();
 
+	pthread_t racer_thread;
+
+	if (racer && pthread_create(&racer_thread, NULL, racer_main, (void *)(uintptr_t)seed))
+		die(2, "pthread_create failed");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (nops < target) {
 		uint64_t r = rnd(1000);
@@ -1547,6 +1592,11 @@ int main(int argc, char **argv)
 		else op_rare();
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (racer) {
+		atomic_store(&racer_stop, 1);
+		pthread_join(racer_thread, NULL);
+		nops += atomic_load(&racer_ok) + atomic_load(&racer_err);
+	}
 	drain_eventfds();
 
 	if (iommufd_mode) {
@@ -1569,6 +1619,9 @@ int main(int argc, char **argv)
 	printf("hostile client: %" PRIu64 " operations\n", nops);
 	printf("  host probes: %" PRIu64 " verified, %" PRIu64 " mismatches\n", probes_verified,
 	       probe_mismatches);
+	if (racer)
+		printf("  racing host probes (second thread): %lu ok, %lu failed\n",
+		       atomic_load(&racer_ok), atomic_load(&racer_err));
 	printf("  %.1f s, %" PRIu64 " interrupts seen on the eventfds\n",
 	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
 	       irqs_seen);
