@@ -48,8 +48,8 @@ pub(crate) trait GuestPage: Send + Sync {
     fn pfn(&self) -> u64;
     /// Whether the page is still pinned.
     fn is_pinned(&self) -> bool;
-    /// Drops the pin now; the object stays safe to use (accesses fail or reach a page that
-    /// is still allocated). Idempotent.
+    /// Drops the pin now, after the accesses in progress; later accesses fail with
+    /// `EFAULT`, and nothing touches the page once this returns. Idempotent.
     fn unpin(&self);
     /// One aligned 4-byte load at byte offset `off`.
     fn load32(&self, off: usize) -> Result<u32>;
