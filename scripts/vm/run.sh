@@ -21,6 +21,11 @@ l0_tsc_khz() {
 	local mhz
 	mhz=$(dmesg 2>/dev/null | sed -n 's/.*tsc: Detected \([0-9]*\.[0-9]*\) MHz.*/\1/p' | head -n 1)
 	[ -n "$mhz" ] || mhz=$(journalctl -k -b 2>/dev/null | sed -n 's/.*tsc: Detected \([0-9]*\.[0-9]*\) MHz.*/\1/p' | head -n 1)
+	if [ -z "$mhz" ] && grep -qw constant_tsc /proc/cpuinfo; then
+		# The boot line rotated out of the log: with a constant TSC, cpu MHz is its rate.
+		mhz=$(sed -n 's/^cpu MHz[[:space:]]*: *\([0-9.]*\)/\1/p' /proc/cpuinfo | head -n 1)
+		[ -n "$mhz" ] && echo "gvtpv: no 'tsc: Detected' line in the kernel log; using cpu MHz $mhz" >&2
+	fi
 	[ -n "$mhz" ] || return 1
 	awk -v m="$mhz" 'BEGIN { printf "%d\n", m * 1000 + 0.5 }'
 }
@@ -28,7 +33,7 @@ if [ -n "${GVTPV_TSC_KHZ:-}" ]; then
 	tsc_khz=$GVTPV_TSC_KHZ
 elif ! tsc_khz=$(l0_tsc_khz); then
 	if [ "$L2ACCEL" = kvm ]; then
-		die "cannot find this machine's TSC rate (no 'tsc: Detected N MHz' line in dmesg)" \
+		die "cannot find this machine's TSC rate (no 'tsc: Detected N MHz' line in the kernel log, no constant TSC in /proc/cpuinfo)" \
 			"set GVTPV_TSC_KHZ=<kHz> by hand, or run L2 under TCG: GVTPV_L2_ACCEL=tcg"
 	fi
 	tsc_khz=
