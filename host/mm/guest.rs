@@ -143,10 +143,10 @@ struct Pending {
 /// calls `BUG()` after ten rounds that find one (iommufd `WARN`s after a hundred); a pin
 /// sneaking into that window each round is what the guard rules out. The window is
 /// microseconds; the guard covers it with a wide margin, and pins elsewhere go on.
-const LINGER_MS: i64 = 10;
+pub(crate) const LINGER_MS: i64 = 10;
 
 /// A frame range in which no new pin starts: being unmapped or reset, or unmapped
-/// [`LINGER_MS`] ago at most.
+/// [`LINGER_MS`] (or what the cache was made with) ago at most.
 #[derive(Clone, Copy)]
 struct Guard {
     first: u64,
@@ -156,9 +156,9 @@ struct Guard {
 }
 
 impl Guard {
-    fn live(&self) -> bool {
+    fn live(&self, linger_ms: i64) -> bool {
         self.done
-            .is_none_or(|t| t.elapsed().as_millis() < LINGER_MS)
+            .is_none_or(|t| t.elapsed().as_millis() < linger_ms)
     }
 }
 
@@ -176,6 +176,15 @@ struct Inner<P: Pinner> {
     guards: [Option<Guard>; GUARDS],
     /// Unmaps or resets running without a guard slot: no pin starts anywhere.
     unguarded: usize,
+    /// When the last unmap without a guard slot returned: no pin starts anywhere for
+    /// `linger_ms` after it.
+    unguarded_done: Option<Instant<Monotonic>>,
+    /// How long an unmapped range stays refused ([`LINGER_MS`]).
+    linger_ms: i64,
+    /// Batches of entries taken out of the cache whose pins are not given back yet
+    /// ([`GuestMemory::drain`]); an unmap waits for them, since they may hold pins in
+    /// its range that it cannot see.
+    draining: usize,
     /// Most pages pinned at once.
     limit: usize,
     stats: PinStats,
@@ -261,10 +270,11 @@ impl<P: Pinner> Inner<P> {
             last,
             done: None,
         };
+        let linger = self.linger_ms;
         let i = self
             .guards
             .iter()
-            .position(|g| !g.is_some_and(|g| g.live()));
+            .position(|g| !g.is_some_and(|g| g.live(linger)));
         match i.and_then(|i| self.guards.get_mut(i).map(|g| (i, g))) {
             Some((i, g)) => {
                 *g = Some(fresh);
@@ -286,18 +296,27 @@ impl<P: Pinner> Inner<P> {
                     g
                 })
             }
-            None => self.unguarded = self.unguarded.saturating_sub(1),
+            None => {
+                self.unguarded = self.unguarded.saturating_sub(1);
+                if linger {
+                    self.unguarded_done = Some(Instant::now());
+                }
+            }
         }
     }
 
     /// Whether a new pin of `gfn` must not start now.
     fn guarded(&self, gfn: u64) -> bool {
+        let linger = self.linger_ms;
         self.unguarded != 0
+            || self
+                .unguarded_done
+                .is_some_and(|t| t.elapsed().as_millis() < linger)
             || self
                 .guards
                 .iter()
                 .flatten()
-                .any(|g| g.live() && (g.first..=g.last).contains(&gfn))
+                .any(|g| g.live(linger) && (g.first..=g.last).contains(&gfn))
     }
 
     /// A cached entry for `gfn` that serves a `write` access, counted as used.
@@ -333,6 +352,12 @@ impl<P: Pinner> Inner<P> {
 impl<P: Pinner + Clone> GuestMemory<P> {
     /// Guest memory with no device behind it yet, pinning at most `limit` pages at once.
     pub(crate) fn new(limit: usize) -> impl PinInit<Self> {
+        Self::with_linger(limit, LINGER_MS)
+    }
+
+    /// As [`Self::new`], with unmapped ranges refused for `linger_ms` (tests stretch it so
+    /// that a preempted test thread cannot outlast it).
+    fn with_linger(limit: usize, linger_ms: i64) -> impl PinInit<Self> {
         pin_init!(Self {
             inner <- new_mutex!(Inner {
                 pinner: None,
@@ -340,6 +365,9 @@ impl<P: Pinner + Clone> GuestMemory<P> {
                 pending: KVec::new(),
                 guards: [None; GUARDS],
                 unguarded: 0,
+                unguarded_done: None,
+                linger_ms,
+                draining: 0,
                 limit,
                 stats: PinStats::default(),
             }),
@@ -352,6 +380,7 @@ impl<P: Pinner + Clone> GuestMemory<P> {
         let mut out = Released::new();
         let slot = {
             let mut g = self.inner.lock();
+            g.draining += 1;
             g.take_frames(0, u64::MAX, &mut out);
             if let Some(p) = detach {
                 g.pinner = p;
@@ -364,10 +393,20 @@ impl<P: Pinner + Clone> GuestMemory<P> {
             }
             slot
         };
-        let n = out.unpin();
+        let n = self.drain(out);
         let mut g = self.inner.lock();
         g.unguard(slot, false);
         g.stats.released += n as u64;
+        n
+    }
+
+    /// Gives back the pins of a batch taken out of the cache (counted in `draining` when
+    /// it was filled), without the cache's lock; returns how many.
+    fn drain(&self, out: Released<P::Page>) -> usize {
+        let n = out.unpin();
+        let mut g = self.inner.lock();
+        g.draining = g.draining.saturating_sub(1);
+        self.settled.notify_all();
         n
     }
 
@@ -397,12 +436,15 @@ impl<P: Pinner + Clone> GuestMemory<P> {
         let mut out = Released::new();
         let slot = {
             let mut g = self.inner.lock();
+            g.draining += 1;
             g.take_frames(first, last, &mut out);
             g.guard(first, last)
         };
-        let n = out.unpin();
+        let n = self.drain(out);
+        // Wait for pins of the range still in flight: pending ones (cancelled above, they
+        // give themselves back) and batches other threads took out of the cache.
         let mut g = self.inner.lock();
-        while g.pending.iter().any(|p| (first..=last).contains(&p.gfn)) {
+        while g.draining != 0 || g.pending.iter().any(|p| (first..=last).contains(&p.gfn)) {
             self.settled.wait(&mut g);
         }
         g.unguard(slot, true);
@@ -465,10 +507,15 @@ impl<P: Pinner + Clone> GuestMemory<P> {
             }
             let pinner = g.pinner.clone().ok_or(ENODEV)?;
             // Read-only but wanted writable: pin anew, unless a view still uses it.
-            if let Some(e) = g.map.get(&gfn) {
-                if e.users.load(Ordering::Acquire) != 0 {
-                    return Err(EBUSY);
-                }
+            if g.map
+                .get(&gfn)
+                .is_some_and(|e| e.users.load(Ordering::Acquire) != 0)
+            {
+                return Err(EBUSY);
+            }
+            // From here on, what is taken out of the cache is a draining batch.
+            g.draining += 1;
+            if g.map.get(&gfn).is_some() {
                 g.take_frames(gfn, gfn, &mut out);
                 g.stats.released += 1;
             }
@@ -486,12 +533,12 @@ impl<P: Pinner + Clone> GuestMemory<P> {
             });
             if let Err(e) = pend {
                 drop(g);
-                out.unpin();
+                self.drain(out);
                 return Err(e);
             }
             pinner
         };
-        out.unpin();
+        self.drain(out);
         let r = pinner.pin(addr, write).and_then(|page| {
             let e = Arc::new(
                 Entry {
@@ -721,9 +768,14 @@ mod tests {
 
     type Mem = Pin<KBox<GuestMemory<Arc<FakeGuest>>>>;
 
+    /// Long enough that a preempted test thread cannot outlast it between an unmap and
+    /// the check that follows.
+    const TEST_LINGER_MS: i64 = 300;
+
     fn mem(pages: usize, limit: usize) -> (Arc<FakeGuest>, Mem) {
         let g = FakeGuest::new(pages).unwrap();
-        let m = KBox::pin_init(GuestMemory::new(limit), GFP_KERNEL).unwrap();
+        let m =
+            KBox::pin_init(GuestMemory::with_linger(limit, TEST_LINGER_MS), GFP_KERNEL).unwrap();
         m.attach(g.clone());
         (g, m)
     }
@@ -792,7 +844,7 @@ mod tests {
         // (the container still looks for pins there); a little later it pins anew.
         assert!(v.load32(0).is_ok());
         assert!(matches!(m.map(PAGE, 4, false), Err(e) if e == EFAULT));
-        kernel::time::delay::fsleep(kernel::time::Delta::from_millis(LINGER_MS + 10));
+        kernel::time::delay::fsleep(kernel::time::Delta::from_millis(TEST_LINGER_MS + 10));
         let v2 = m.map(PAGE, 4, false).unwrap();
         assert_eq!(v2.load32(0).unwrap(), 7);
         assert_eq!(g.pins(), 3);

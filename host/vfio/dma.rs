@@ -30,6 +30,7 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     sync::{Arc, CondVar, Mutex},
+    time::{delay::fsleep, Delta},
 };
 
 /// Whether the device is still open, how many calls into the vfio core are in flight,
@@ -266,24 +267,31 @@ impl PinnedPage {
             return Err(EPERM);
         }
         // One read-modify-write on `state`: either `unpin`'s comes first and this access
-        // sees the pin gone, or this one does and `unpin` waits for it.
-        let s = self.state.fetch_add(1, Ordering::AcqRel);
-        let a = Access(self);
-        if s & PINNED == 0 {
-            return Err(EFAULT);
-        }
-        Ok(a)
+        // sees the pin gone (and counts nothing), or this one does and `unpin` waits for it.
+        self.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s & PINNED != 0).then_some(s + 1)
+            })
+            .map(|_| Access(self))
+            .map_err(|_| EFAULT)
     }
 
     /// Gives the vfio pin back now (the user unmapped the page), after the accesses in
-    /// progress; later accesses fail with `EFAULT`. Idempotent.
+    /// progress; later accesses fail with `EFAULT`. Idempotent. May sleep.
     pub(crate) fn unpin(&self) {
         if self.state.fetch_and(!PINNED, Ordering::AcqRel) & PINNED == 0 {
             return;
         }
-        // Accesses are a few loads or stores that never sleep: wait them out.
+        // Accesses are a load or a store each: spin a little, then sleep, so that an
+        // access whose thread was preempted gets the CPU back.
+        let mut spins = 0u32;
         while self.state.load(Ordering::Acquire) & !PINNED != 0 {
-            spin_loop();
+            if spins < 1000 {
+                spins += 1;
+                spin_loop();
+            } else {
+                fsleep(Delta::from_micros(10));
+            }
         }
         // INVARIANT: the pin is given back exactly once, with no access in progress.
         self.dma.unpin(self.iova);
