@@ -143,7 +143,7 @@ struct Pending {
 /// calls `BUG()` after ten rounds that find one (iommufd `WARN`s after a hundred); a pin
 /// sneaking into that window each round is what the guard rules out. The window is
 /// microseconds; the guard covers it with a wide margin, and pins elsewhere go on.
-pub(crate) const LINGER_MS: i64 = 10;
+const LINGER_MS: i64 = 10;
 
 /// A frame range in which no new pin starts: being unmapped or reset, or unmapped
 /// [`LINGER_MS`] (or what the cache was made with) ago at most.
