@@ -10,6 +10,7 @@ use kernel::prelude::*;
 #[path = "../shared-abi/src/abi/mod.rs"]
 pub mod abi;
 mod debugfs;
+mod gpu;
 mod mediator;
 mod mm;
 #[allow(unsafe_code)]

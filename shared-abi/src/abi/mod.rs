@@ -12,7 +12,9 @@ pub mod events;
 pub mod gen;
 pub mod gpu_cmd;
 pub mod gtt;
+pub mod lrc;
 pub mod pvinfo;
+pub mod regs;
 pub mod shared;
 
 #[cfg(test)]
