@@ -3,5 +3,6 @@
 //! Graphics and guest memory: how the GGTT and fences are shared between vGPUs, and how
 //! the host reaches a guest's memory.
 
+pub(crate) mod ggtt;
 pub(crate) mod guest;
 pub(crate) mod partition;

@@ -29,7 +29,7 @@
 //! Locking: `GuestMemory::inner` is never held while the backend runs (see
 //! [`GuestMemory`]).
 
-use crate::vfio;
+use crate::{gpu, vfio};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::{
     new_condvar, new_mutex,
@@ -59,6 +59,10 @@ pub(crate) trait GuestPage: Send + Sync {
     fn store32(&self, off: usize, v: u32) -> Result;
     /// One aligned 8-byte store at byte offset `off`.
     fn store64(&self, off: usize, v: u64) -> Result;
+    /// One aligned load of 1, 2, 4 or 8 bytes at byte offset `off`, zero-extended.
+    fn load_sized(&self, off: usize, size: usize) -> Result<u64>;
+    /// One aligned store of the low 1, 2, 4 or 8 bytes of `v` at byte offset `off`.
+    fn store_sized(&self, off: usize, size: usize, v: u64) -> Result;
 }
 
 /// Where guest pages come from: the vfio device of an open vGPU, or a fake in KUnit.
@@ -92,6 +96,12 @@ impl GuestPage for vfio::PinnedPage {
     }
     fn store64(&self, off: usize, v: u64) -> Result {
         vfio::PinnedPage::store64(self, off, v)
+    }
+    fn load_sized(&self, off: usize, size: usize) -> Result<u64> {
+        vfio::PinnedPage::load_sized(self, off, size)
+    }
+    fn store_sized(&self, off: usize, size: usize, v: u64) -> Result {
+        vfio::PinnedPage::store_sized(self, off, size, v)
     }
 }
 
@@ -744,6 +754,35 @@ impl<G: GuestPage> View<G> {
         p.store64(o, v)
     }
 
+    /// Loads the `size`-byte value (1, 2, 4 or 8, naturally aligned in guest memory) at
+    /// `off` with one access, zero-extended.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Self::load32`].
+    pub(crate) fn load_sized(&self, off: usize, size: usize) -> Result<u64> {
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return Err(EINVAL);
+        }
+        let (p, o) = self.slot(off, size)?;
+        p.load_sized(o, size)
+    }
+
+    /// Stores the low `size` bytes (1, 2, 4 or 8) of `v` at `off` (naturally aligned in
+    /// guest memory) with one access.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Self::store32`].
+    pub(crate) fn store_sized(&self, off: usize, size: usize, v: u64) -> Result {
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return Err(EINVAL);
+        }
+        self.writable()?;
+        let (p, o) = self.slot(off, size)?;
+        p.store_sized(o, size, v)
+    }
+
     /// The host frame numbers of the view's pages, in order.
     pub(crate) fn pfns(&self) -> impl Iterator<Item = u64> + '_ {
         self.pages.iter().map(|e| e.page.pfn())
@@ -755,6 +794,27 @@ impl<G: GuestPage> Drop for View<G> {
         for e in self.pages.iter() {
             e.users.fetch_sub(1, Ordering::AcqRel);
         }
+    }
+}
+
+/// A one-page view is how a guest page reaches the device ([`gpu::Gpu::dma_map`]): the
+/// view keeps its cache entry from eviction, and its accesses fail with `EFAULT` once the
+/// user unmapped the page.
+impl<G: GuestPage + 'static> gpu::DevPage for View<G> {
+    fn load32(&self, off: usize) -> Result<u32> {
+        View::load32(self, off)
+    }
+    fn load64(&self, off: usize) -> Result<u64> {
+        View::load64(self, off)
+    }
+    fn store32(&self, off: usize, v: u32) -> Result {
+        View::store32(self, off, v)
+    }
+    fn store64(&self, off: usize, v: u64) -> Result {
+        View::store64(self, off, v)
+    }
+    fn writable(&self) -> bool {
+        self.write
     }
 }
 

@@ -308,6 +308,57 @@ impl PinnedPage {
         r
     }
 
+    /// Loads the `size`-byte value (1, 2, 4 or 8) at byte offset `off` with one aligned
+    /// access, zero-extended (the aperture's byte and word accesses).
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for another size, or if `off` is unaligned or outside the page, `EFAULT`
+    /// once unpinned.
+    pub(crate) fn load_sized(&self, off: usize, size: usize) -> Result<u64> {
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return Err(EINVAL);
+        }
+        slot(off, size)?;
+        let _a = self.begin(false)?;
+        // SAFETY: `off` is a `size`-aligned slot inside the mapped page (checked above).
+        Ok(self.with_map(|va| unsafe {
+            let p = va.add(off);
+            match size {
+                1 => u64::from(p.read_volatile()),
+                2 => u64::from(p.cast::<u16>().read_volatile()),
+                4 => u64::from(p.cast::<u32>().read_volatile()),
+                _ => p.cast::<u64>().read_volatile(),
+            }
+        }))
+    }
+
+    /// Stores the low `size` bytes (1, 2, 4 or 8) of `v` at byte offset `off` with one
+    /// aligned access.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Self::load_sized`]; `EPERM` for a read-only pin.
+    pub(crate) fn store_sized(&self, off: usize, size: usize, v: u64) -> Result {
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return Err(EINVAL);
+        }
+        slot(off, size)?;
+        let _a = self.begin(true)?;
+        // SAFETY: `off` is a `size`-aligned slot inside the mapped page (checked above);
+        // the casts keep the low bytes, as documented.
+        self.with_map(|va| unsafe {
+            let p = va.add(off);
+            match size {
+                1 => p.write_volatile(v as u8),
+                2 => p.cast::<u16>().write_volatile(v as u16),
+                4 => p.cast::<u32>().write_volatile(v as u32),
+                _ => p.cast::<u64>().write_volatile(v),
+            }
+        });
+        Ok(())
+    }
+
     /// Loads the dword at byte offset `off` with one aligned access.
     ///
     /// # Errors

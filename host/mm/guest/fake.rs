@@ -131,6 +131,23 @@ impl GuestPage for FakePage {
     fn store64(&self, off: usize, v: u64) -> Result {
         self.store(off, &v.to_le_bytes())
     }
+    fn load_sized(&self, off: usize, size: usize) -> Result<u64> {
+        match size {
+            1 => self.load::<1>(off).map(|b| u64::from(b[0])),
+            2 => self
+                .load::<2>(off)
+                .map(|b| u64::from(u16::from_le_bytes(b))),
+            4 => self.load32(off).map(u64::from),
+            8 => self.load64(off),
+            _ => Err(EINVAL),
+        }
+    }
+    fn store_sized(&self, off: usize, size: usize, v: u64) -> Result {
+        match size {
+            1 | 2 | 4 | 8 => self.store(off, &v.to_le_bytes()[..size]),
+            _ => Err(EINVAL),
+        }
+    }
 }
 
 impl Drop for FakePage {
