@@ -13,6 +13,7 @@ mod debugfs;
 mod gpu;
 mod mediator;
 mod mm;
+mod sched;
 #[allow(unsafe_code)]
 mod vfio;
 mod vgpu;

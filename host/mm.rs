@@ -5,4 +5,5 @@
 
 pub(crate) mod ggtt;
 pub(crate) mod guest;
+pub(crate) mod host;
 pub(crate) mod partition;

@@ -19,7 +19,7 @@ struct FakeMem {
     dev: DevAddr,
     len: usize,
     #[pin]
-    bytes: Mutex<KVec<u8>>,
+    bytes: Mutex<KVVec<u8>>,
 }
 
 impl FakeMem {
@@ -162,7 +162,7 @@ impl Gpu for FakeGpu {
     }
     fn alloc(&self, pages: usize) -> Result<Arc<dyn HostMem>> {
         let len = pages.checked_mul(PAGE as usize).ok_or(EINVAL)?;
-        let mut v = KVec::new();
+        let mut v = KVVec::new();
         v.extend_with(len, 0u8, GFP_KERNEL)?;
         let m: Arc<FakeMem> = Arc::pin_init(
             pin_init!(FakeMem {
