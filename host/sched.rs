@@ -18,6 +18,8 @@
 
 #![allow(dead_code)] // The execlist path enqueues once wired (issue 7).
 
+pub(crate) mod workload;
+
 use crate::{
     abi::{lrc, regs},
     gpu::{Engine, EngineError, Events, Gpu},
