@@ -91,14 +91,14 @@ pub(super) const EXTRA_CMDS: [CmdInfo; 1] = [CmdInfo {
 /// list cannot.
 const COMMON_REGS: &[(u32, u32)] = &[
     (0x20a0, 4),
-    (0x20dc, 4),  // masked
-    (0x20e0, 4),  // GEN7_FF_SLICE_CS_CHICKEN1
-    (0x20e4, 4),  // FF_SLICE_CS_CHICKEN2
-    (0x20ec, 4),  // GEN9_CS_DEBUG_MODE1
-    (0x2088, 4),  // masked
-    (0x2090, 4),  // _3D_CHICKEN3
-    (0x2120, 4),  // CACHE_MODE_0
-    (0x2124, 4),  // masked
+    (0x20dc, 4),
+    (0x20e0, 4), // GEN7_FF_SLICE_CS_CHICKEN1
+    (0x20e4, 4), // FF_SLICE_CS_CHICKEN2
+    (0x20ec, 4), // GEN9_CS_DEBUG_MODE1
+    (0x2088, 4),
+    (0x2090, 4), // _3D_CHICKEN3
+    (0x2120, 4), // CACHE_MODE_0
+    (0x2124, 4),
     (0x215c, 4),  // D_BDW_PLUS
     (0x21f0, 4),  // D_BDW_PLUS
     (0x2290, 8),  // D_BDW_PLUS
@@ -108,30 +108,30 @@ const COMMON_REGS: &[(u32, u32)] = &[
     (0x2434, 4),
     (0x2438, 4),
     (0x243c, 4),
-    (0x2470, 4),     // masked
-    (0x2580, 4),     // GEN8_CS_CHICKEN1, masked
-    (0x4030, 4),     // ARB_MODE
-    (0x4090, 4),     // GAM_ECOCHK
-    (0x4094, 4),     // D_BDW_PLUS
-    (0x4ab0, 4),     // GEN9_GAMT_ECO_REG_RW_IA
-    (0x4ab8, 4),     // GAMT_CHKN_BIT_REG (KBL)
-    (0x4ddc, 4),     // MMCD_MISC_CTRL
-    (0x4de0, 16),    // TRVATTL3PTRDW(0..3)
-    (0x4df0, 4),     // TRVADR
-    (0x4df4, 4),     // TRTTE
-    (0x5200, 32),    // SO_WRITE_OFFSET etc.
-    (0x5240, 32),    //
-    (0x5280, 16),    //
-    (0x5588, 4),     // GEN9_WM_CHICKEN3
-    (0x7000, 4),     // CACHE_MODE_0_GEN7
-    (0x7004, 4),     // CACHE_MODE_1
-    (0x7008, 4),     // GEN7_GT_MODE
-    (0x7010, 4),     // GEN7_COMMON_SLICE_CHICKEN1
-    (0x7014, 4),     // COMMON_SLICE_CHICKEN2
-    (0x7018, 4),     // masked
-    (0x7300, 4),     // HDC_CHICKEN0
-    (0x7304, 4),     // GEN8_HDC_CHICKEN1
-    (0x9030, 4),     //
+    (0x2470, 4),
+    (0x2580, 4),  // GEN8_CS_CHICKEN1, masked
+    (0x4030, 4),  // ARB_MODE
+    (0x4090, 4),  // GAM_ECOCHK
+    (0x4094, 4),  // D_BDW_PLUS
+    (0x4ab0, 4),  // GEN9_GAMT_ECO_REG_RW_IA
+    (0x4ab8, 4),  // GAMT_CHKN_BIT_REG (KBL)
+    (0x4ddc, 4),  // MMCD_MISC_CTRL
+    (0x4de0, 16), // TRVATTL3PTRDW(0..3)
+    (0x4df0, 4),  // TRVADR
+    (0x4df4, 4),  // TRTTE
+    (0x5200, 32), // SO_WRITE_OFFSET etc.
+    (0x5240, 32),
+    (0x5280, 16),
+    (0x5588, 4), // GEN9_WM_CHICKEN3
+    (0x7000, 4), // CACHE_MODE_0_GEN7
+    (0x7004, 4), // CACHE_MODE_1
+    (0x7008, 4), // GEN7_GT_MODE
+    (0x7010, 4), // GEN7_COMMON_SLICE_CHICKEN1
+    (0x7014, 4), // COMMON_SLICE_CHICKEN2
+    (0x7018, 4),
+    (0x7300, 4), // HDC_CHICKEN0
+    (0x7304, 4), // GEN8_HDC_CHICKEN1
+    (0x9030, 4),
     (0x940c, 4),     // GEN7_UCGCTL4
     (0x9430, 4),     // GEN8_UCGCTL6
     (0xb004, 4),     // GEN8_GARBCNTL
@@ -142,8 +142,8 @@ const COMMON_REGS: &[(u32, u32)] = &[
     (0xe100, 4),     // GEN7_HALF_SLICE_CHICKEN1
     (0xe180, 4),     // HALF_SLICE_CHICKEN2
     (0xe184, 4),     // HSW_HALF_SLICE_CHICKEN3
-    (0xe188, 4),     //
-    (0xe194, 4),     //
+    (0xe188, 4),
+    (0xe194, 4),
     (0xe220, 4),
     (0xe230, 4),
     (0xe240, 4),
