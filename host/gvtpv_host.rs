@@ -9,6 +9,7 @@ use kernel::prelude::*;
 
 #[path = "../shared-abi/src/abi/mod.rs"]
 pub mod abi;
+mod cmd_parser;
 mod debugfs;
 mod gpu;
 mod mediator;
