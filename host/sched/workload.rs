@@ -15,6 +15,7 @@
 
 use crate::{
     abi::{lrc, regs::ring},
+    cmd_parser::{self, Memory, Placement, Refusal, Space},
     gpu::{DevPage, Engine, PAGE},
     mm::{
         ggtt::Ggtt,
@@ -291,6 +292,167 @@ impl Shadow {
     }
 }
 
+impl From<Engine> for cmd_parser::Engine {
+    fn from(e: Engine) -> Self {
+        match e {
+            Engine::Rcs => cmd_parser::Engine::Rcs,
+            Engine::Bcs => cmd_parser::Engine::Bcs,
+        }
+    }
+}
+
+/// Reads guest memory through the workload's PPGTT (the shadow the mediator built from
+/// the guest's tables, so a translation the host validated).
+pub(crate) trait PpgttReader {
+    /// Reads `out.len()` dwords at PPGTT address `va` (inside one page).
+    fn read(&self, va: u64, out: &mut [u32]) -> Result;
+}
+
+/// How the command parser reads guest batches: GGTT addresses through the vGPU's GGTT
+/// entries, PPGTT addresses through the workload's shadow PPGTT.
+pub(crate) struct GuestBatches<'a, P: Pinner + Clone>
+where
+    P::Page: 'static,
+{
+    /// The vGPU's GGTT.
+    pub(crate) ggtt: &'a Ggtt<P>,
+    /// The workload's PPGTT, if its context has one.
+    pub(crate) ppgtt: Option<&'a dyn PpgttReader>,
+}
+
+impl<P: Pinner + Clone> Memory for GuestBatches<'_, P>
+where
+    P::Page: 'static,
+{
+    fn read(&self, space: Space, addr: u64, out: &mut [u32]) -> Result {
+        match space {
+            Space::Ppgtt => self.ppgtt.ok_or(EFAULT)?.read(addr, out),
+            Space::Ggtt => {
+                let base = addr & !(PAGE - 1);
+                let end = (addr - base) as usize + 4 * out.len();
+                if addr % 4 != 0 || end > PAGE as usize {
+                    return Err(EINVAL);
+                }
+                let page = page_at(self.ggtt, base).ok_or(EFAULT)?;
+                for (i, d) in out.iter_mut().enumerate() {
+                    *d = page.load32((addr - base) as usize + 4 * i)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Batch copies go to pages of the vGPU's host window, one allocation per batch.
+pub(crate) struct BatchPlacer<'a> {
+    window: &'a Arc<HostGgtt>,
+    /// The allocations made, in order.
+    pub(crate) bufs: KVec<HostBuf>,
+}
+
+impl<'a> BatchPlacer<'a> {
+    /// A placer over `window`.
+    pub(crate) fn new(window: &'a Arc<HostGgtt>) -> Self {
+        Self {
+            window,
+            bufs: KVec::new(),
+        }
+    }
+}
+
+impl Placement for BatchPlacer<'_> {
+    fn place(&mut self, dwords: usize) -> Result<u64> {
+        let bytes = dwords.checked_mul(4).ok_or(EINVAL)?;
+        let pages = bytes.div_ceil(PAGE as usize).max(1);
+        let buf = self.window.alloc(pages)?;
+        let gm = buf.gm();
+        self.bufs.push(buf, GFP_KERNEL)?;
+        Ok(gm)
+    }
+}
+
+/// Why a workload was refused before the backend saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Its context image or ring.
+    Context(ContextError),
+    /// The command parser.
+    Parser(Refusal),
+}
+
+/// A workload ready for the backend: the guest context it came from, its shadows and
+/// the batch copies it runs.
+pub(crate) struct Prepared {
+    /// The guest context.
+    pub(crate) guest: GuestContext,
+    /// The shadow image and ring.
+    pub(crate) shadow: Shadow,
+    /// The batch copies (the shadow ring and the copies point at them).
+    pub(crate) batches: KVec<HostBuf>,
+    /// What the parser saw.
+    pub(crate) stats: cmd_parser::Stats,
+}
+
+/// Scans and shadows a guest context read with [`GuestContext::read`] (the caller found
+/// its PPGTT root from it): the rest of the preparation of one workload (path 1, steps
+/// 3 and 4 of Documentation/design.rst). `pml4_dev` is the shadow root's device
+/// address, `ppgtt` reads through it.
+///
+/// # Errors
+///
+/// [`Refused`], with the reason.
+pub(crate) fn prepare<P: Pinner + Clone>(
+    ggtt: &Ggtt<P>,
+    window: &Arc<HostGgtt>,
+    slice: &crate::mm::partition::Slice,
+    guest: GuestContext,
+    ppgtt: Option<&dyn PpgttReader>,
+    pml4_dev: u64,
+) -> Result<Prepared, Refused>
+where
+    P::Page: 'static,
+{
+    let segment = guest.segment(ggtt).map_err(Refused::Context)?;
+    let ranges = cmd_parser::Ranges {
+        aperture_base: slice.aperture_base,
+        aperture_size: slice.aperture_size,
+        hidden_base: slice.hidden_base,
+        hidden_size: slice.hidden_size,
+        ring_base: guest.ring_start,
+        ring_size: u64::from(guest.ring_size),
+        ppgtt_limit: cmd_parser::PPGTT_LIMIT,
+    };
+    let mem = GuestBatches { ggtt, ppgtt };
+    let mut placer = BatchPlacer::new(window);
+    let scanned = cmd_parser::scan(
+        guest.engine.into(),
+        &segment,
+        &mem,
+        &mut placer,
+        &ranges,
+        &cmd_parser::Limits::DEFAULT,
+    )
+    .map_err(Refused::Parser)?;
+    for b in scanned.batches.iter() {
+        let buf = placer
+            .bufs
+            .iter()
+            .find(|buf| buf.gm() <= b.host_addr && b.host_addr < buf.gm() + buf.len() as u64)
+            .ok_or(Refused::Context(ContextError::NoSpace))?;
+        buf.mem()
+            .write_dwords((b.host_addr - buf.gm()) as usize, &b.data)
+            .map_err(|_| Refused::Context(ContextError::NoSpace))?;
+    }
+    let shadow =
+        Shadow::build(window, &guest, &scanned.ring, pml4_dev).map_err(Refused::Context)?;
+    Ok(Prepared {
+        guest,
+        shadow,
+        batches: placer.bufs,
+        stats: scanned.stats,
+    })
+}
+
 #[kunit_tests(gvtpv_host_workload)]
 mod tests {
     use super::*;
@@ -450,5 +612,49 @@ mod tests {
         assert_eq!(lrc::desc::ctx_id(sh.desc), 9);
         c.write_back().unwrap();
         assert_eq!(s.guest.peek32(PAGE + 4 * lrc::state::RING_HEAD as u64), 24);
+    }
+
+    #[test]
+    fn prepare_copies_batches_and_points_the_shadow_ring_at_them() {
+        let mut s = setup(0, 16);
+        let batch_gm = AP + 40 * PAGE;
+        bind(&mut s.ggtt, batch_gm, 26);
+        // Ring: MI_BATCH_BUFFER_START (GGTT) to the batch, MI_NOOP.
+        let bb_start = (0x31 << 23) | 1;
+        for (i, v) in [bb_start, batch_gm as u32, 0, 0].iter().enumerate() {
+            put(&s, 24 * PAGE + 4 * i as u64, *v);
+        }
+        // Batch: MI_NOOP, MI_BATCH_BUFFER_END.
+        put(&s, 26 * PAGE, 0);
+        put(&s, 26 * PAGE + 4, 0x0a << 23);
+        let w = HostGgtt::new(s.gpu.clone(), SLICE.id).unwrap();
+        let c = GuestContext::read(&s.ggtt, Engine::Rcs, DESC, None).unwrap();
+        let p = prepare(&s.ggtt, &w, &SLICE, c, None, 0x5000).unwrap();
+        assert_eq!(p.batches.len(), 1);
+        let copy = &p.batches[0];
+        assert!(copy.gm() >= w.base());
+        assert_eq!(copy.mem().load32(4).unwrap(), 0x0a << 23);
+        let ring = p.shadow.ring.mem();
+        assert_eq!(ring.load32(0).unwrap(), bb_start);
+        assert_eq!(u64::from(ring.load32(4).unwrap()), copy.gm());
+        assert_eq!(p.stats.batches, 1);
+
+        // MI_LOAD_REGISTER_IMM of RING_TAIL in the ring: refused by the parser, and
+        // nothing stays allocated.
+        for (i, v) in [(0x22 << 23) | 1, 0x2030, 0, 0].iter().enumerate() {
+            put(&s, 24 * PAGE + 4 * i as u64, *v);
+        }
+        drop(p);
+        let free = w.free_pages();
+        let c = GuestContext::read(&s.ggtt, Engine::Rcs, DESC, None).unwrap();
+        let r = prepare(&s.ggtt, &w, &SLICE, c, None, 0x5000);
+        assert!(matches!(
+            r,
+            Err(Refused::Parser(Refusal {
+                reason: cmd_parser::Reason::Register,
+                ..
+            }))
+        ));
+        assert_eq!(w.free_pages(), free);
     }
 }
