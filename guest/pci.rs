@@ -100,7 +100,13 @@ impl pci::Driver for Driver {
         let gpu = if want_gpu || run_selftests {
             let gpu = Gpu::bring_up(pdev, mmio.clone(), &vgpu, run_selftests);
             match &gpu {
-                Ok(_) => dev_info!(pdev, "gvtpv: GPU up: rcs0 bcs0, execlists, MSI\n"),
+                Ok(g) if g.forcewake_acked() => {
+                    dev_info!(pdev, "gvtpv: GPU up: rcs0 bcs0, execlists, MSI\n")
+                }
+                Ok(_) => dev_warn!(
+                    pdev,
+                    "gvtpv: GPU set up without forcewake, for the selftests\n"
+                ),
                 Err(e) => dev_warn!(pdev, "gvtpv: GPU bring-up failed: {}\n", e),
             }
             Some(gpu)

@@ -787,7 +787,10 @@ fn hostile_bad_descriptor(cx: &mut Cx<'_>, fx: &mut Fixture) -> Result {
     let engine = cx.gpu.engine(EngineId::Rcs);
     let errors = engine.stats.errors.load(Relaxed);
     let anomalies = engine.stats.csb_anomalies.load(Relaxed);
-    engine.submit_raw_descriptor(lrc::desc::make(out as u32, 0x3ff))?;
+    if let Err(e) = engine.submit_raw_descriptor(lrc::desc::make(out as u32, 0x3ff)) {
+        cx.diag(format_args!("rcs0 not idle: earlier work never completed"));
+        return Err(e);
+    }
     error_seen(cx, engine, errors)?;
     let extra = engine.stats.csb_anomalies.load(Relaxed) - anomalies;
     if extra != 0 {
