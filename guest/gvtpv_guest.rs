@@ -9,6 +9,7 @@
 
 #[path = "../shared-abi/src/abi/mod.rs"]
 pub mod abi;
+mod core;
 mod pci;
 mod pvinfo;
 
@@ -18,4 +19,18 @@ kernel::module_pci_driver! {
     authors: ["gvtpv developers"],
     description: "gvtpv guest driver for virtual Intel GEN9 GPUs",
     license: "GPL",
+    params: {
+        gpu: u32 {
+            default: 1,
+            description: "Bring the GPU up after identification (0: identify only)",
+        },
+        selftests: u32 {
+            default: 0,
+            description: "Run the live selftests after probe and print KTAP (1: run)",
+        },
+        selftest_timeout_ms: u32 {
+            default: 500,
+            description: "How long a live selftest waits for one submission, in ms",
+        },
+    },
 }

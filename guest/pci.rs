@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The PCI driver: probe maps BAR0, reads and validates PVINFO, and identifies the vGPU.
+//! The PCI driver: probe maps BAR0, reads and validates PVINFO, identifies the vGPU,
+//! then brings its GPU up (module parameter `gpu`, on by default) and runs the live
+//! selftests (`selftests`, off by default).
+//!
+//! GPU bring-up fails soft: after a clear message the device stays bound with its
+//! identification, as on a host that models no GPU registers yet.
 
 use crate::abi::{gen, pvinfo as abi_pvinfo};
+use crate::core::{gpu::Gpu, mmio::Mmio, selftests};
 use crate::pvinfo;
 use kernel::{
     debugfs,
@@ -10,6 +16,8 @@ use kernel::{
     io::{register, Io},
     pci,
     prelude::*,
+    sync::Arc,
+    time::Delta,
 };
 
 /// Size of BAR0 as the device type has it.
@@ -31,9 +39,11 @@ const _: () = assert!(gen::GMCH_CTRL == 0x50 && gen::GMCH_GGMS_SHIFT == 6);
 /// The driver.
 pub(crate) struct Driver;
 
-/// Per-device data: the mapped BAR and what was identified.
-pub(crate) struct Data<'bound> {
-    _bar: pci::Bar<'bound, BAR0_SIZE>,
+/// Per-device data: the GPU if it came up, the mapped BAR and what was identified.
+pub(crate) struct Data {
+    // Dropped first: the GPU is quiesced while BAR0 is still mapped.
+    _gpu: Option<Gpu>,
+    _mmio: Arc<Mmio>,
     _debugfs: debugfs::Dir,
     _info: Pin<KBox<debugfs::File<pvinfo::Vgpu>>>,
 }
@@ -64,7 +74,7 @@ fn read_pvinfo(bar: &pci::Bar<'_, BAR0_SIZE>) -> Result<PvinfoCopy> {
 
 impl pci::Driver for Driver {
     type IdInfo = ();
-    type Data<'bound> = Data<'bound>;
+    type Data<'bound> = Data;
 
     const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
 
@@ -84,6 +94,33 @@ impl pci::Driver for Driver {
             })?;
         dev_info!(pdev, "gvtpv: {}\n", vgpu);
 
+        let mmio = Arc::pin_init(Mmio::new(bar.into_devres()?), GFP_KERNEL)?;
+        let want_gpu = *crate::module_parameters::gpu.value() != 0;
+        let run_selftests = *crate::module_parameters::selftests.value() != 0;
+        let gpu = if want_gpu || run_selftests {
+            let gpu = Gpu::bring_up(pdev, mmio.clone(), &vgpu, run_selftests);
+            match &gpu {
+                Ok(g) if g.forcewake_acked() => {
+                    dev_info!(pdev, "gvtpv: GPU up: rcs0 bcs0, execlists, MSI\n")
+                }
+                Ok(_) => dev_warn!(
+                    pdev,
+                    "gvtpv: GPU set up without forcewake, for the selftests\n"
+                ),
+                Err(e) => dev_warn!(pdev, "gvtpv: GPU bring-up failed: {}\n", e),
+            }
+            Some(gpu)
+        } else {
+            None
+        };
+        if run_selftests {
+            let ms = (*crate::module_parameters::selftest_timeout_ms.value()).clamp(1, 60_000);
+            let timeout = Delta::from_millis(i64::from(ms));
+            if let Some(gpu) = &gpu {
+                selftests::run_all(pdev.as_ref(), gpu.as_ref().map_err(|e| *e), timeout);
+            }
+        }
+
         let dir = debugfs::Dir::new(c"gvtpv_guest");
         let info = KBox::pin_init(
             dir.read_callback_file(c"info", vgpu, &|v: &pvinfo::Vgpu, f| {
@@ -93,7 +130,8 @@ impl pci::Driver for Driver {
             GFP_KERNEL,
         )?;
         Ok(Data {
-            _bar: bar,
+            _gpu: gpu.and_then(Result::ok),
+            _mmio: mmio,
             _debugfs: dir,
             _info: info,
         })
