@@ -6,3 +6,4 @@
 pub(crate) mod ggtt;
 pub(crate) mod guest;
 pub(crate) mod partition;
+pub(crate) mod ppgtt;
