@@ -599,6 +599,17 @@ mod tests {
             Some((pte, (pte & mask) + va % PAGE))
         }
 
+        /// The shadow directory entry for `va`.
+        fn pde(&self, root: &Root, va: u64) -> Option<u64> {
+            let [a, b, c, _] = gtt::ppgtt_indices(va);
+            let step = |table: u64, i: usize| {
+                self.gpu
+                    .host_load64((table & gtt::PTE_ADDR_MASK) + i as u64 * 8)
+                    .filter(|e| e & P != 0)
+            };
+            step(step(step(root.dev_addr(), a)?, b)?, c)
+        }
+
         /// The device's page behind `va` through the shadow of `root`.
         fn page(&self, root: &Root, va: u64) -> Option<Arc<dyn DevPage>> {
             let (_, dev) = self.walk(root.dev_addr(), va)?;
@@ -684,17 +695,19 @@ mod tests {
             assert_eq!(e.reach(&r, VA_64K + 0x10000 + off), marker(RUN_B + off));
         }
         assert!(e.walk(r.dev_addr(), VA_64K + 0x20000).is_none());
+        assert!(e.pde(&r, VA_64K).unwrap() & IPS != 0);
+        assert_eq!(e.pde(&r, VA_4K).unwrap() & (IPS | PS), 0);
         // 2 MiB: one entry.
         for off in [0, 0x1000, 0x1f_f000] {
             assert_eq!(e.reach(&r, VA_2M + off), marker(HUGE + off));
         }
         let (pde, _) = e.walk(r.dev_addr(), VA_2M).unwrap();
-        assert_ne!(pde & PS, 0);
+        assert!(pde & PS != 0);
         // The guest's RW bit stays: read-only for the device where the guest said so.
         let (pte, _) = e.walk(r.dev_addr(), VA_4K + PAGE).unwrap();
         assert_eq!(pte & RW, 0);
         let (pte, _) = e.walk(r.dev_addr(), VA_4K).unwrap();
-        assert_ne!(pte & RW, 0);
+        assert!(pte & RW != 0);
         // A device store lands in the guest page.
         e.page(&r, VA_4K).unwrap().store32(8, 0x5a5a).unwrap();
         assert_eq!(e.guest.peek32(PAGE_A + 8), 0x5a5a);
@@ -720,10 +733,8 @@ mod tests {
             assert_eq!(e.reach(&r, VA_2M + off), marker(HUGE + off));
         }
         // The 64 KiB table is read as 4 KiB entries, the 2 MiB page through a host table.
-        let (pte, _) = e.walk(r.dev_addr(), VA_64K + 0x5000).unwrap();
-        assert_eq!(pte & IPS, 0);
-        let (pte, _) = e.walk(r.dev_addr(), VA_2M).unwrap();
-        assert_eq!(pte & PS, 0);
+        assert_eq!(e.pde(&r, VA_64K).unwrap() & IPS, 0);
+        assert_eq!(e.pde(&r, VA_2M).unwrap() & PS, 0);
         let st = e.pp.stats();
         assert_eq!((st.tables, st.pins, st.splits), (6, FULL_PINS, 3));
         assert_eq!(e.gpu.host_pages(), 6);
@@ -785,7 +796,7 @@ mod tests {
         e.set(PML4_B, 1, PD | P | RW);
         let a = e.pp.get_root(PML4).unwrap();
         let b = e.pp.get_root(PML4_B).unwrap();
-        assert_ne!(a.dev_addr(), b.dev_addr());
+        assert!(a.dev_addr() != b.dev_addr());
         assert_eq!(e.pp.stats().tables, 6);
         assert_eq!(e.pp.stats().refused.level, 1);
         // Both roots reach the same pages through the same shadow PDP.
