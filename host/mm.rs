@@ -7,3 +7,4 @@ pub(crate) mod ggtt;
 pub(crate) mod guest;
 pub(crate) mod host;
 pub(crate) mod partition;
+pub(crate) mod ppgtt;

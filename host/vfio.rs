@@ -17,6 +17,7 @@
 pub(crate) mod device;
 pub(crate) mod dma;
 pub(crate) mod eventfd;
+pub(crate) mod kvm;
 pub(crate) mod mdev;
 pub(crate) mod region;
 pub(crate) mod uapi;

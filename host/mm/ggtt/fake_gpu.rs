@@ -5,7 +5,7 @@
 //! nothing: `submit` fails with `ENODEV`.
 
 use crate::gpu::{DevAddr, DevPage, Engine, EngineError, Events, Gpu, GpuStats, HostMem, PAGE};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::{
     new_mutex,
     prelude::*,
@@ -14,12 +14,26 @@ use kernel::{
 };
 
 /// Host memory of the fake: bytes under a lock.
-#[pin_data]
 struct FakeMem {
     dev: DevAddr,
     len: usize,
+    bytes: Arc<Mutex<KVVec<u8>>>,
+    /// Where the fake finds live host memory by device address; the entry goes on drop.
+    live: Arc<LiveMem>,
+}
+
+/// The host memory of a fake that is still allocated, by device address: how a test
+/// follows shadow tables the way the device would.
+#[pin_data]
+struct LiveMem {
     #[pin]
-    bytes: Mutex<KVVec<u8>>,
+    mems: Mutex<RBTree<DevAddr, Arc<Mutex<KVVec<u8>>>>>,
+}
+
+impl Drop for FakeMem {
+    fn drop(&mut self) {
+        self.live.mems.lock().remove(&self.dev);
+    }
 }
 
 impl FakeMem {
@@ -71,6 +85,12 @@ pub(crate) struct FakeGpu {
     ggtt: Mutex<RBTree<u32, u64>>,
     #[pin]
     maps: Mutex<RBTree<DevAddr, Arc<dyn DevPage>>>,
+    /// Pages of each [`Gpu::map_run`] mapping, by its first device address.
+    #[pin]
+    runs: Mutex<RBTree<DevAddr, usize>>,
+    live: Arc<LiveMem>,
+    /// Whether [`Gpu::map_run`] refuses (returns `None`), as hardware without an IOMMU.
+    no_runs: AtomicBool,
     next: AtomicU64,
     invalidates: AtomicU64,
     ggtt_writes: AtomicU64,
@@ -79,10 +99,19 @@ pub(crate) struct FakeGpu {
 impl FakeGpu {
     /// A fake with nothing mapped.
     pub(crate) fn new() -> Result<Arc<Self>> {
+        let live = Arc::pin_init(
+            pin_init!(LiveMem {
+                mems <- new_mutex!(RBTree::new()),
+            }),
+            GFP_KERNEL,
+        )?;
         Arc::pin_init(
             pin_init!(Self {
                 ggtt <- new_mutex!(RBTree::new()),
                 maps <- new_mutex!(RBTree::new()),
+                runs <- new_mutex!(RBTree::new()),
+                live,
+                no_runs: AtomicBool::new(false),
                 next: AtomicU64::new(0x1_0000_0000),
                 invalidates: AtomicU64::new(0),
                 ggtt_writes: AtomicU64::new(0),
@@ -113,6 +142,36 @@ impl FakeGpu {
 
     fn take(&self, pages: usize) -> DevAddr {
         self.next.fetch_add(pages as u64 * PAGE, Ordering::Relaxed)
+    }
+
+    /// Makes [`Gpu::map_run`] refuse (`None`) or map again.
+    pub(crate) fn set_runs(&self, on: bool) {
+        self.no_runs.store(!on, Ordering::Relaxed);
+    }
+
+    /// Host memory pages allocated and not freed yet.
+    pub(crate) fn host_pages(&self) -> usize {
+        self.live
+            .mems
+            .lock()
+            .values()
+            .map(|b| b.lock().len() / PAGE as usize)
+            .sum()
+    }
+
+    /// The qword of live host memory at device address `dev` (8-byte aligned), as the
+    /// device would read it; `None` where no live allocation is.
+    pub(crate) fn host_load64(&self, dev: DevAddr) -> Option<u64> {
+        let mems = self.live.mems.lock();
+        let (base, bytes) = mems
+            .iter()
+            .find(|(b, m)| **b <= dev && dev - **b < m.lock().len() as u64)?;
+        let off = usize::try_from(dev - base).ok()?;
+        let b = bytes.lock();
+        b.get(off..off + 8)
+            .filter(|_| off % 8 == 0)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_le_bytes)
     }
 }
 
@@ -150,26 +209,56 @@ impl Gpu for FakeGpu {
         Ok(dev)
     }
     fn map_run(&self, pages: &[Arc<dyn DevPage>]) -> Result<Option<DevAddr>> {
-        let dev = self.take(pages.len());
+        if self.no_runs.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        // Aligned to the run's size rounded up to a power of two, as the trait promises.
+        let size = pages.len() as u64 * PAGE;
+        let span = size.next_power_of_two();
+        let dev = loop {
+            let cur = self.next.load(Ordering::Relaxed);
+            let start = cur.next_multiple_of(span);
+            if self
+                .next
+                .compare_exchange(cur, start + size, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                break start;
+            }
+        };
         let mut m = self.maps.lock();
         for (i, p) in pages.iter().enumerate() {
             m.try_create_and_insert(dev + i as u64 * PAGE, p.clone(), GFP_KERNEL)?;
         }
+        self.runs
+            .lock()
+            .try_create_and_insert(dev, pages.len(), GFP_KERNEL)?;
         Ok(Some(dev))
     }
     fn dma_unmap(&self, addr: DevAddr) {
-        self.maps.lock().remove(&addr);
+        let pages = self.runs.lock().remove(&addr).unwrap_or(1);
+        let mut m = self.maps.lock();
+        for i in 0..pages {
+            m.remove(&(addr + i as u64 * PAGE));
+        }
     }
     fn alloc(&self, pages: usize) -> Result<Arc<dyn HostMem>> {
         let len = pages.checked_mul(PAGE as usize).ok_or(EINVAL)?;
         let mut v = KVVec::new();
         v.extend_with(len, 0u8, GFP_KERNEL)?;
-        let m: Arc<FakeMem> = Arc::pin_init(
-            pin_init!(FakeMem {
-                dev: self.take(pages),
+        let bytes = Arc::pin_init(new_mutex!(v), GFP_KERNEL)?;
+        let dev = self.take(pages);
+        self.live
+            .mems
+            .lock()
+            .try_create_and_insert(dev, bytes.clone(), GFP_KERNEL)?;
+        let m: Arc<FakeMem> = Arc::new(
+            FakeMem {
+                dev,
                 len,
-                bytes <- new_mutex!(v),
-            }),
+                bytes,
+                live: self.live.clone(),
+            },
             GFP_KERNEL,
         )?;
         Ok(m)

@@ -14,7 +14,7 @@ use kernel::{
 #[pin_data]
 pub(crate) struct FakeGuest {
     #[pin]
-    bytes: Mutex<KVec<u8>>,
+    bytes: Mutex<KVVec<u8>>,
     pins: AtomicU64,
     unpins: AtomicU64,
     /// The frame whose pin fails with `EFAULT`; `u64::MAX` for none.
@@ -24,7 +24,7 @@ pub(crate) struct FakeGuest {
 impl FakeGuest {
     /// A zeroed guest of `pages` pages.
     pub(crate) fn new(pages: usize) -> Result<Arc<Self>> {
-        let mut v = KVec::new();
+        let mut v = KVVec::new();
         v.extend_with(pages * PAGE as usize, 0u8, GFP_KERNEL)?;
         Arc::pin_init(
             pin_init!(Self {
