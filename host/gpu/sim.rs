@@ -25,6 +25,9 @@ pub(crate) mod iommu;
 pub(crate) mod regs;
 pub(crate) mod walk;
 
+#[cfg(CONFIG_KUNIT)]
+mod tests;
+
 use crate::gpu::{DevAddr, DevPage, Engine, EngineError, Events, Gpu, GpuStats, HostMem};
 use core::sync::atomic::{AtomicU64, Ordering};
 use engine::EngineCore;

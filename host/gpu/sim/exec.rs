@@ -62,7 +62,7 @@ pub(crate) const BLIT_PAGES: usize = 8192;
 /// Semaphore polls made back to back before each further poll sleeps.
 const SPIN_POLLS: u32 = 64;
 /// Sleep between later semaphore polls.
-const POLL_SLEEP_US: i64 = 10;
+const POLL_SLEEP_US: i64 = 50;
 /// Commands between two scheduling points.
 const RESCHED_EVERY: u32 = 4096;
 
