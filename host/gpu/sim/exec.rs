@@ -21,6 +21,11 @@
 //! per-process status page, page 0 of the running context image (execlist mode; i915's
 //! `LRC_PPHWSP_SCRATCH_ADDR`), through the GGTT.
 //!
+//! **TLB.** A run keeps the page it last fetched commands from and the page of its last
+//! MI data access: a GGTT or PPGTT entry the mediator changes while a context runs may be
+//! seen only by the next submission, as on hardware without a TLB invalidation. Blits
+//! translate every page anew.
+//!
 //! **Faults.** A command translates every page it will touch before its first store; an
 //! access through a non-present or read-only entry, or to a device address the IOMMU
 //! does not map, stops the context with [`EngineError::Fault`] and the command stores
@@ -180,6 +185,8 @@ pub(crate) struct Run<'a> {
     pub(super) counts: &'a mut Counts,
     /// The page commands were last fetched from.
     fetch: Option<(Space, u64, Frame)>,
+    /// The data page last translated: space, graphics page, translated for a write.
+    tlb: Option<(Space, u64, bool, Frame)>,
 }
 
 /// GEN9 `XY_FAST_COPY_BLT` opcode (header bits 31:22), missing from GVT-g's table.
@@ -257,6 +264,7 @@ pub(crate) fn run(job: &Job<'_>, s: &mut Scratch, counts: &mut Counts) -> Result
         s,
         counts,
         fetch: None,
+        tlb: None,
     };
     let res = r.exec(&mut ring);
     let (pos, wrap) = if res.is_ok() {
@@ -452,6 +460,19 @@ impl Run<'_> {
         ((u64::from(hi & 0xffff) << 32) | u64::from(lo)) & !(align - 1)
     }
 
+    /// The page of a data access, through the run's one-entry TLB.
+    fn translate(&mut self, space: Space, addr: u64, write: bool) -> Result<Frame, EngineError> {
+        let page = addr & !(PAGE - 1);
+        if let Some((s, p, w, f)) = &self.tlb {
+            if *s == space && *p == page && (*w || !write) {
+                return Ok(f.clone());
+            }
+        }
+        let f = self.mmu.translate(space, addr, write)?;
+        self.tlb = Some((space, page, write, f.clone()));
+        Ok(f)
+    }
+
     /// Stores 4 or 8 bytes at `addr` (4-byte aligned), translating every page first.
     fn write_mem(
         &mut self,
@@ -460,7 +481,7 @@ impl Run<'_> {
         v: u64,
         qword: bool,
     ) -> Result<(), EngineError> {
-        let f = self.mmu.translate(space, addr, true)?;
+        let f = self.translate(space, addr, true)?;
         let off = (addr % PAGE) as usize;
         let err = |a| fault(space, a, true);
         if !qword {
@@ -470,7 +491,7 @@ impl Run<'_> {
             return f.store64(off, v).map_err(|_| err(addr));
         }
         let hi_addr = addr + 4;
-        let f2 = self.mmu.translate(space, hi_addr, true)?;
+        let f2 = self.translate(space, hi_addr, true)?;
         f.store32(off, v as u32).map_err(|_| err(addr))?;
         f2.store32((hi_addr % PAGE) as usize, (v >> 32) as u32)
             .map_err(|_| err(hi_addr))
@@ -607,8 +628,8 @@ impl Run<'_> {
                 let dst = Self::addr(self.dw(1), self.dw(2), 4);
                 let src = Self::addr(self.dw(3), self.dw(4), 4);
                 let (ss, ds) = (space_if(h & GGTT != 0), space_if(h & (1 << 21) != 0));
-                let sf = self.mmu.translate(ss, src, false)?;
-                let df = self.mmu.translate(ds, dst, true)?;
+                let sf = self.translate(ss, src, false)?;
+                let df = self.translate(ds, dst, true)?;
                 let v = sf
                     .load32((src % PAGE) as usize)
                     .map_err(|_| fault(ss, src, false))?;
@@ -628,7 +649,7 @@ impl Run<'_> {
         value: u32,
         op: u32,
     ) -> Result<(), EngineError> {
-        let f = self.mmu.translate(space, addr, false)?;
+        let f = self.translate(space, addr, false)?;
         let off = (addr % PAGE) as usize;
         let mut polls = 0u32;
         loop {

@@ -360,7 +360,12 @@ mod sim_tests {
             assert!(!self.env.sim.busy(self.engine));
             let e = self.env.sim.engine_error(self.engine);
             if e.is_some() {
-                pr_info!("    # {}: stopped: {:?}, head {:#x}\n", self.engine.name(), e, self.head());
+                pr_info!(
+                    "    # {}: stopped: {:?}, head {:#x}\n",
+                    self.engine.name(),
+                    e,
+                    self.head()
+                );
             }
             e
         }

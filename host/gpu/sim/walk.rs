@@ -9,8 +9,8 @@
 //! (bit 0); a write needs `RW` (bit 1) at every level, as IA-32e paging does. A PDP entry
 //! with bit 7 (a 1 GiB page) is not supported and faults. A PD entry with `PS` (bit 7)
 //! maps a 2 MiB page; with `IPS` (bit 11) its page table holds 64 KiB pages in slots 0,
-//! 16, ..., 496; both at once fault (`gtt::pde_target`). Each access walks anew: the sim
-//! keeps no PPGTT TLB, so a table the mediator changes is seen by the next access.
+//! 16, ..., 496; both at once fault (`gtt::pde_target`). Each translation walks anew (an
+//! engine keeps a small TLB per run, see `exec.rs`).
 
 use super::{ggtt::Ggtt, iommu::Frame, iommu::Iommu};
 use crate::{
