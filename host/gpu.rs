@@ -21,6 +21,8 @@
 use crate::abi::{lrc, regs};
 use kernel::{prelude::*, sync::Arc};
 
+pub(crate) mod sim;
+
 /// A device (bus) address.
 pub(crate) type DevAddr = u64;
 
@@ -256,4 +258,14 @@ pub(crate) trait Gpu: Send + Sync {
 
     /// The backend's counters.
     fn stats(&self) -> GpuStats;
+}
+
+/// The backend the mediator drives: the software GEN9 (no hardware backend is built).
+///
+/// # Errors
+///
+/// `ENOMEM`.
+pub(crate) fn backend() -> Result<Arc<dyn Gpu>> {
+    let sim: Arc<dyn Gpu> = sim::Sim::new()?;
+    Ok(sim)
 }
