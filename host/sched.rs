@@ -33,7 +33,7 @@ use kernel::{
 
 /// Queued jobs per engine, all vGPUs together.
 pub(crate) const QUEUE_MAX: usize = 64;
-/// Queued jobs per engine and vGPU.
+/// Jobs per engine and vGPU, queued or running.
 pub(crate) const QUEUE_PER_VGPU: usize = 8;
 /// Commands a context may run before the backend preempts it as hung (`MI_SEMAPHORE_WAIT`
 /// polls count).
@@ -112,6 +112,9 @@ impl Sched {
         let mut hwsp = KVec::with_capacity(Engine::COUNT, GFP_KERNEL)?;
         for e in Engine::ALL {
             let page = window.alloc(1)?;
+            // No CSB entry yet: the write pointer says "none".
+            page.mem()
+                .store32(4 * lrc::hwsp::CSB_WRITE, lrc::csb::PTR_NONE)?;
             gpu.set_hwsp(e, page.gm() as u32)?;
             hwsp.push(page, GFP_KERNEL)?;
         }
@@ -158,7 +161,9 @@ impl Sched {
         let e = job.engine();
         {
             let mut q = self.queue(e).lock();
-            let mine = q.fifo.iter().filter(|j| j.vgpu() == job.vgpu()).count();
+            // The vGPU's share counts its running job too.
+            let mine = q.fifo.iter().filter(|j| j.vgpu() == job.vgpu()).count()
+                + usize::from(q.running.as_ref().is_some_and(|j| j.vgpu() == job.vgpu()));
             if q.fifo.len() >= QUEUE_MAX || mine >= QUEUE_PER_VGPU {
                 return Err(ENOSPC);
             }
@@ -321,4 +326,220 @@ struct NoEvents;
 
 impl Events for NoEvents {
     fn interrupt(&self, _engine: Engine, _bits: u32) {}
+}
+
+#[kunit_tests(gvtpv_host_sched)]
+mod tests {
+    use super::*;
+    use crate::{
+        abi::{gpu_cmd::GpuCmd, regs::ring},
+        gpu::{sim::Sim, PAGE},
+    };
+    use core::sync::atomic::{AtomicU32, Ordering};
+    use kernel::{new_condvar, sync::CondVar, time::msecs_to_jiffies};
+
+    /// A context built by hand in a host window: its ring runs `cmds`.
+    #[pin_data]
+    struct TestJob {
+        engine: Engine,
+        vgpu: u32,
+        desc: u64,
+        _image: HostBuf,
+        _ring: HostBuf,
+        #[pin]
+        done: Mutex<Option<Outcome>>,
+        #[pin]
+        cv: CondVar,
+        users: AtomicU32,
+        starts: AtomicU32,
+    }
+
+    impl Job for TestJob {
+        fn engine(&self) -> Engine {
+            self.engine
+        }
+        fn vgpu(&self) -> u32 {
+            self.vgpu
+        }
+        fn start(&self) -> Result<u64> {
+            self.starts.fetch_add(1, Ordering::Relaxed);
+            Ok(self.desc)
+        }
+        fn user_interrupt(&self) {
+            self.users.fetch_add(1, Ordering::Relaxed);
+        }
+        fn finish(&self, outcome: Outcome) {
+            *self.done.lock() = Some(outcome);
+            self.cv.notify_all();
+        }
+    }
+
+    impl TestJob {
+        fn new(w: &Arc<HostGgtt>, engine: Engine, vgpu: u32, cmds: &[u32]) -> Arc<Self> {
+            let image = w.alloc(engine.context_pages() as usize).unwrap();
+            let ring = w.alloc(1).unwrap();
+            let mut st = KVec::new();
+            st.extend_with(lrc::state::DWORDS, 0u32, GFP_KERNEL)
+                .unwrap();
+            lrc::init_state(&mut st, engine.base()).unwrap();
+            st[lrc::state::RING_START] = ring.gm() as u32;
+            st[lrc::state::RING_CTL] = ring::CTL_VALID;
+            st[lrc::state::RING_TAIL] = (4 * (cmds.len() + cmds.len() % 2)) as u32;
+            image.mem().write_dwords(PAGE as usize, &st).unwrap();
+            ring.mem().write_dwords(0, cmds).unwrap();
+            let desc = lrc::desc::make(image.gm() as u32, vgpu);
+            Arc::pin_init(
+                pin_init!(Self {
+                    engine,
+                    vgpu,
+                    desc,
+                    _image: image,
+                    _ring: ring,
+                    done <- new_mutex!(None),
+                    cv <- new_condvar!(),
+                    users: AtomicU32::new(0),
+                    starts: AtomicU32::new(0),
+                }),
+                GFP_KERNEL,
+            )
+            .unwrap()
+        }
+
+        /// Waits (10 s at most) for the job to end.
+        fn wait(&self) -> Option<Outcome> {
+            let mut g = self.done.lock();
+            for _ in 0..1000 {
+                if g.is_some() {
+                    break;
+                }
+                let _ = self
+                    .cv
+                    .wait_interruptible_timeout(&mut g, msecs_to_jiffies(10));
+            }
+            *g
+        }
+    }
+
+    fn enc(c: GpuCmd<'_>, out: &mut KVec<u32>) {
+        let mut b = [0u32; 8];
+        let n = c.encode(&mut b).unwrap();
+        out.extend_from_slice(&b[..n], GFP_KERNEL).unwrap();
+    }
+
+    /// Stores `value` at GGTT address `gm`, then raises a user interrupt.
+    fn store(gm: u64, value: u32) -> KVec<u32> {
+        let mut v = KVec::new();
+        enc(
+            GpuCmd::StoreDataImm {
+                addr: gm,
+                ggtt: true,
+                value: u64::from(value),
+                qword: false,
+            },
+            &mut v,
+        );
+        v.push(0x02 << 23, GFP_KERNEL).unwrap();
+        v
+    }
+
+    fn setup() -> (Arc<dyn Gpu>, Arc<Sched>, Arc<HostGgtt>) {
+        let gpu: Arc<dyn Gpu> = Sim::new().unwrap();
+        let sched = Sched::new(gpu.clone()).unwrap();
+        let w = HostGgtt::new(gpu.clone(), 5).unwrap();
+        (gpu, sched, w)
+    }
+
+    #[test]
+    fn jobs_run_in_order_and_complete() {
+        let (_gpu, sched, w) = setup();
+        let data = w.alloc(1).unwrap();
+        let a = TestJob::new(&w, Engine::Bcs, 1, &store(data.gm(), 11));
+        let b = TestJob::new(&w, Engine::Bcs, 2, &store(data.gm() + 4, 22));
+        sched.enqueue(a.clone()).unwrap();
+        sched.enqueue(b.clone()).unwrap();
+        assert_eq!(b.wait(), Some(Outcome::Completed));
+        assert_eq!(a.wait(), Some(Outcome::Completed));
+        assert_eq!(data.mem().load32(0).unwrap(), 11);
+        assert_eq!(data.mem().load32(4).unwrap(), 22);
+        assert_eq!(a.users.load(Ordering::Relaxed), 1);
+        let st = sched.stats(Engine::Bcs);
+        assert_eq!((st.dispatched, st.completed, st.failed), (2, 2, 0));
+        sched.shutdown().unwrap();
+    }
+
+    #[test]
+    fn a_hung_or_faulting_job_does_not_stall_another_vgpu() {
+        let (_gpu, sched, w) = setup();
+        let data = w.alloc(1).unwrap();
+        // vGPU 1: a batch that starts itself forever (ring -> GGTT batch -> itself).
+        let lp = w.alloc(1).unwrap();
+        let mut body = KVec::new();
+        enc(
+            GpuCmd::BatchBufferStart {
+                addr: lp.gm(),
+                ppgtt: false,
+                second_level: false,
+            },
+            &mut body,
+        );
+        lp.mem().write_dwords(0, &body).unwrap();
+        let hang = TestJob::new(&w, Engine::Rcs, 1, &body);
+        // vGPU 1 again: a store through a GGTT entry that maps nothing.
+        let fault = TestJob::new(&w, Engine::Rcs, 1, &store(0xfff0_0000, 1));
+        // vGPU 2: good work behind both.
+        let good = TestJob::new(&w, Engine::Rcs, 2, &store(data.gm(), 33));
+        sched.enqueue(hang.clone()).unwrap();
+        sched.enqueue(fault.clone()).unwrap();
+        sched.enqueue(good.clone()).unwrap();
+        assert_eq!(good.wait(), Some(Outcome::Completed));
+        assert_eq!(data.mem().load32(0).unwrap(), 33);
+        assert_eq!(hang.wait(), Some(Outcome::Failed(EngineError::Hang)));
+        assert!(matches!(
+            fault.wait(),
+            Some(Outcome::Failed(EngineError::Fault { .. }))
+        ));
+        let st = sched.stats(Engine::Rcs);
+        assert_eq!((st.completed, st.failed), (1, 2));
+        sched.shutdown().unwrap();
+    }
+
+    #[test]
+    fn cancel_takes_out_queued_work_and_resets_running_work() {
+        let (_gpu, sched, w) = setup();
+        let lp = w.alloc(1).unwrap();
+        let mut body = KVec::new();
+        enc(
+            GpuCmd::BatchBufferStart {
+                addr: lp.gm(),
+                ppgtt: false,
+                second_level: false,
+            },
+            &mut body,
+        );
+        lp.mem().write_dwords(0, &body).unwrap();
+        let running = TestJob::new(&w, Engine::Bcs, 3, &body);
+        let queued = TestJob::new(&w, Engine::Bcs, 3, &body);
+        let other = TestJob::new(&w, Engine::Bcs, 4, &store(lp.gm() + 64, 5));
+        sched.enqueue(running.clone()).unwrap();
+        sched.enqueue(queued.clone()).unwrap();
+        sched.enqueue(other.clone()).unwrap();
+        sched.cancel(3, None);
+        assert_eq!(queued.wait(), Some(Outcome::Cancelled));
+        assert_eq!(queued.starts.load(Ordering::Relaxed), 0);
+        assert_eq!(running.wait(), Some(Outcome::Failed(EngineError::Reset)));
+        assert_eq!(other.wait(), Some(Outcome::Completed));
+        // The per-vGPU bound.
+        for _ in 0..QUEUE_PER_VGPU {
+            sched
+                .enqueue(TestJob::new(&w, Engine::Rcs, 6, &body))
+                .unwrap();
+        }
+        assert_eq!(
+            sched.enqueue(TestJob::new(&w, Engine::Rcs, 6, &body)).err(),
+            Some(ENOSPC)
+        );
+        sched.cancel(6, Some(Engine::Rcs));
+        assert_eq!(sched.queued(Engine::Rcs), 0);
+        sched.shutdown().unwrap();
+    }
 }
