@@ -43,12 +43,12 @@ pub(crate) use sync::{SyncMode, Tracker};
 
 use crate::{
     abi::gtt,
-    gpu::{DevAddr, Gpu, PAGE},
+    gpu::{DevAddr, DevPage, Gpu, PAGE},
     mm::guest::{GuestMemory, Pinner},
 };
 use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::{prelude::*, rbtree::RBTree, sync::Arc};
-use shadow::{Kind, Table, ENTRIES};
+use shadow::{Kind, Slot, Table, ENTRIES};
 
 /// Bounds of one vGPU's shadow PPGTT (per type in `vgpu/types.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -450,6 +450,41 @@ where
         while self.track.pop().is_some() {}
     }
 
+    /// The guest page that PPGTT address `va` of `root` reaches through the shadow (so
+    /// only through entries the host validated), and the offset of `va` in it: how the
+    /// command parser reads a PPGTT batch. `None` where the device would fault.
+    pub(crate) fn translate(&self, root: &Root, va: u64) -> Option<(Arc<dyn DevPage>, usize)> {
+        if va >= gtt::PPGTT_SIZE {
+            return None;
+        }
+        let slot = self
+            .roots
+            .iter()
+            .find(|r| Arc::ptr_eq(&r.shared, &root.0))?;
+        let idx = gtt::ppgtt_indices(va);
+        let mut key = slot.key;
+        for i in idx {
+            let (_, kind) = Kind::of_key(key);
+            let table = self.tables.get(&key)?;
+            // A 64 KiB entry sits in the first slot of its sixteen.
+            let i = if kind == Kind::Pt64 {
+                i & !(shadow::STRIDE - 1)
+            } else {
+                i
+            };
+            match table.slots.get(i)? {
+                Slot::Table(k) => key = *k,
+                Slot::Leaf(leaf) => {
+                    let n = leaf.pages() as u64;
+                    let k = ((va / PAGE) % n) as usize;
+                    return Some((leaf.page(k)?.clone(), (va % PAGE) as usize));
+                }
+                Slot::Empty => return None,
+            }
+        }
+        None
+    }
+
     /// The counters, with what is alive now.
     pub(crate) fn stats(&self) -> PpgttStats {
         PpgttStats {
@@ -708,6 +743,22 @@ mod tests {
         assert_eq!(pte & RW, 0);
         let (pte, _) = e.walk(r.dev_addr(), VA_4K).unwrap();
         assert!(pte & RW != 0);
+        // The host's own lookup (the parser's batch reads) agrees with the device's walk.
+        for va in [
+            VA_4K,
+            VA_4K + PAGE,
+            VA_64K + 0x5000,
+            VA_64K + 0x1f004,
+            VA_2M + 0x1f_f008,
+        ] {
+            let (p, off) = e.pp.translate(&r, va).unwrap();
+            assert_eq!(off as u64, va % PAGE);
+            assert_eq!(p.load32(0).ok(), e.reach(&r, va));
+        }
+        assert!(e.pp.translate(&r, VA_4K + 2 * PAGE).is_none());
+        assert!(e.pp.translate(&r, 0).is_none());
+        assert!(e.pp.translate(&r, VA_64K + 0x20000).is_none());
+        assert!(e.pp.translate(&r, gtt::PPGTT_SIZE).is_none());
         // A device store lands in the guest page.
         e.page(&r, VA_4K).unwrap().store32(8, 0x5a5a).unwrap();
         assert_eq!(e.guest.peek32(PAGE_A + 8), 0x5a5a);

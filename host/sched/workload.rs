@@ -21,6 +21,7 @@ use crate::{
         ggtt::Ggtt,
         guest::Pinner,
         host::{HostBuf, HostGgtt},
+        ppgtt::{Ppgtt, Root},
     },
 };
 use kernel::{prelude::*, sync::Arc};
@@ -306,6 +307,33 @@ impl From<Engine> for cmd_parser::Engine {
 pub(crate) trait PpgttReader {
     /// Reads `out.len()` dwords at PPGTT address `va` (inside one page).
     fn read(&self, va: u64, out: &mut [u32]) -> Result;
+}
+
+/// Reads through a shadow root of the vGPU's PPGTT.
+pub(crate) struct ShadowReader<'a, P: Pinner + Clone>
+where
+    P::Page: 'static,
+{
+    /// The vGPU's shadow PPGTT.
+    pub(crate) ppgtt: &'a Ppgtt<P>,
+    /// The workload's root.
+    pub(crate) root: &'a Root,
+}
+
+impl<P: Pinner + Clone> PpgttReader for ShadowReader<'_, P>
+where
+    P::Page: 'static,
+{
+    fn read(&self, va: u64, out: &mut [u32]) -> Result {
+        let (page, off) = self.ppgtt.translate(self.root, va).ok_or(EFAULT)?;
+        if off % 4 != 0 || off + 4 * out.len() > PAGE as usize {
+            return Err(EINVAL);
+        }
+        for (i, d) in out.iter_mut().enumerate() {
+            *d = page.load32(off + 4 * i)?;
+        }
+        Ok(())
+    }
 }
 
 /// How the command parser reads guest batches: GGTT addresses through the vGPU's GGTT

@@ -230,6 +230,16 @@ impl Leaf {
         }
     }
 
+    /// Page `k` of the leaf (0 for a 4 KiB entry, up to 15 or 511).
+    pub(super) fn page(&self, k: usize) -> Option<&Arc<dyn DevPage>> {
+        self.pages.get(k)
+    }
+
+    /// Pages the leaf maps (1, 16 or 512).
+    pub(super) fn pages(&self) -> usize {
+        self.pages.len()
+    }
+
     /// Whether its pages are mapped one by one.
     fn is_split(&self) -> bool {
         matches!(self.map, Map::Each(_))
