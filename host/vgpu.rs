@@ -500,8 +500,17 @@ impl Vgpu {
                     pdp[0]
                 );
             }
-            regs::Action::Failsafe(reason) => {
+            // Loud the first time (GVT-g prints it each time); a hostile user can make
+            // it happen at every reset, and debugfs `regs` always shows the reason.
+            regs::Action::Failsafe(reason) if c.failsafe.load(Relaxed) <= 1 => {
                 pr_err!(
+                    "gvtpv: vGPU {}: {}: failsafe until the next reset\n",
+                    id,
+                    reason
+                );
+            }
+            regs::Action::Failsafe(reason) => {
+                pr_debug!(
                     "gvtpv: vGPU {}: {}: failsafe until the next reset\n",
                     id,
                     reason

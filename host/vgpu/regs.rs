@@ -556,7 +556,6 @@ impl Regs {
 
     /// Fence register `i` of the guest (0-based, below the slice's fence count) as a
     /// 64-bit value; the lead programs host fence `fence_base + i` with it.
-    #[allow(dead_code)] // The GGTT/fence path calls it; not wired yet.
     pub(crate) fn fence(&self, i: u32) -> Option<u64> {
         if i >= self.slice.fences {
             return None;
@@ -1442,5 +1441,76 @@ mod tests {
         assert_eq!(t.rd(RCS + ring::EXECLIST_STATUS_HI), 0);
         assert_eq!(t.rd(RCS + ring::CSB_PTR), 7);
         assert_eq!(t.r.schedule_out(Engine::Rcs, d, None, &t.c), Err(EINVAL));
+    }
+
+    /// Formats a dump into a small buffer, keeping its first bytes and its length.
+    struct Sink {
+        head: [u8; 256],
+        len: usize,
+    }
+
+    impl fmt::Write for Sink {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            for b in s.bytes() {
+                if let Some(d) = self.head.get_mut(self.len) {
+                    *d = b;
+                }
+                self.len += 1;
+            }
+            Ok(())
+        }
+    }
+
+    struct Dump<'a>(&'a Regs, bool);
+
+    impl fmt::Display for Dump<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            if self.1 {
+                self.0.dump_unmodelled(f)
+            } else {
+                self.0.dump(f)
+            }
+        }
+    }
+
+    fn dump(r: &Regs, unmodelled: bool) -> KBox<Sink> {
+        let mut s = KBox::new(
+            Sink {
+                head: [0; 256],
+                len: 0,
+            },
+            GFP_KERNEL,
+        )
+        .unwrap();
+        fmt::write(&mut *s, format_args!("{}", Dump(r, unmodelled))).unwrap();
+        s
+    }
+
+    fn contains(s: &Sink, what: &str) -> bool {
+        let n = s.len.min(s.head.len());
+        s.head[..n]
+            .windows(what.len())
+            .any(|w| w == what.as_bytes())
+    }
+
+    #[test]
+    fn debugfs_dumps() {
+        let mut t = Rig::new();
+        let s = dump(&t.r, false);
+        assert!(contains(&s, "failsafe none"));
+        assert!(contains(&s, "rcs0 base 0x2000"));
+        assert!(s.len > 4000);
+        // The most accessed unmodelled offset comes first.
+        t.wr(0x9000, 1);
+        for _ in 0..3 {
+            t.rd(0x1234c);
+        }
+        let s = dump(&t.r, true);
+        assert!(contains(&s, "tracked 2 of 4096"));
+        let first = s.head.iter().position(|&b| b == b'\n').unwrap();
+        let second = &s.head[first + 1..];
+        let line2 = second.iter().position(|&b| b == b'\n').unwrap();
+        let line3 = &second[line2 + 1..];
+        assert!(line3.starts_with(b"0x01234c"));
     }
 }
