@@ -1513,4 +1513,115 @@ mod tests {
         let line3 = &second[line2 + 1..];
         assert!(line3.starts_with(b"0x01234c"));
     }
+
+    /// A hostile guest: random dwords to every modelled register of both tables, mixed
+    /// with the calls the submission and completion paths make, in any order. Nothing
+    /// may panic, the default store stays bounded, the CSB write pointer stays an entry.
+    #[test]
+    fn hammer() {
+        let mut t = Rig::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let offs = |i: u64, k: u64| -> u32 {
+            let all = RING.len() * Engine::COUNT + GLOBAL.len();
+            let i = (i % all as u64) as usize;
+            let (row, base) = match RING.get(i % RING.len()) {
+                Some(r) if i < RING.len() * Engine::COUNT => {
+                    (r, Engine::ALL[i / RING.len()].base())
+                }
+                _ => (&GLOBAL[i - RING.len() * Engine::COUNT], 0),
+            };
+            base + row.off + 4 * (k % u64::from(row.dwords)) as u32
+        };
+        let page = [const { core::cell::Cell::new(0u32) }; 64];
+        struct P<'a>(&'a [core::cell::Cell<u32>; 64]);
+        impl Hwsp for P<'_> {
+            fn store32(&self, dword: usize, v: u32) -> Result {
+                self.0.get(dword).ok_or(EFAULT)?.set(v);
+                Ok(())
+            }
+            fn store64(&self, dword: usize, v: u64) -> Result {
+                self.store32(dword, v as u32)?;
+                self.store32(dword + 1, (v >> 32) as u32)
+            }
+        }
+        let hwsp = P(&page);
+        let mut last = 0u64;
+        for _ in 0..50_000 {
+            let (a, b, v) = (rnd(), rnd(), rnd());
+            let e = Engine::ALL[(b % 2) as usize];
+            // Mostly well-formed descriptors in the slice, sometimes anything.
+            let d = if v % 4 == 0 {
+                v
+            } else {
+                lrc::desc::make(
+                    t.r.slice.aperture_base as u32 + (v as u32 % 64) * lrc::PAGE,
+                    (v >> 40) as u32 % 4,
+                )
+            };
+            match a % 32 {
+                0..=17 => {
+                    t.wr(offs(a >> 8, b), v as u32);
+                }
+                18..=21 => {
+                    t.rd(offs(a >> 8, b));
+                }
+                22 => {
+                    let off = (v as u32 % regs::MMIO_SIZE) & !3;
+                    t.r.write_part(offs(a >> 8, b), (b % 4) as usize, &[v as u8], &t.c);
+                    t.wr(off, v as u32);
+                }
+                23 => {
+                    let _ = t.r.schedule_in(
+                        e,
+                        [Some(d), (b % 2 == 0).then_some(last)],
+                        Some(&hwsp),
+                        &t.c,
+                    );
+                    last = d;
+                }
+                24 | 25 => {
+                    let _ =
+                        t.r.schedule_out(e, if b % 3 == 0 { d } else { last }, Some(&hwsp), &t.c);
+                }
+                26 => {
+                    t.r.event(e, v as u32, &t.c);
+                }
+                27 => {
+                    t.r.report_error(e, v as u32, &t.c);
+                }
+                28 => t.r.taken(e),
+                29 => t.r.reset_engine(e),
+                30 => match b % 8 {
+                    0 => t.r.reset(),
+                    1 => t.r.reset_gt(),
+                    _ => t.r.note_pvinfo_read(),
+                },
+                _ => {
+                    for dw in [v as u32, (v >> 32) as u32, d as u32, (d >> 32) as u32] {
+                        t.wr(e.base() + ring::ELSP, dw);
+                    }
+                }
+            }
+            assert!(t.r.store.len() <= store::CAP);
+            for e in Engine::ALL {
+                assert!(t.r.ring(e).unwrap().el.queued() <= execlist::PENDING_LIMIT);
+            }
+        }
+        // The model still works: a power-on and a clean submission.
+        t.r.reset();
+        t.r.note_pvinfo_read();
+        let d = lrc::desc::make(t.r.slice.aperture_base as u32, 1);
+        assert_eq!(
+            t.r.schedule_in(Engine::Rcs, [Some(d), None], Some(&hwsp), &t.c),
+            Ok(false)
+        );
+        assert_eq!(page[0x10].get(), lrc::csb::IDLE_ACTIVE);
+        assert_eq!(page[0x1f].get(), 0);
+    }
 }
