@@ -1,14 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One virtual GPU: config space, BAR0 with PVINFO, the aperture BAR, interrupts, reset,
-//! and the guest memory the device reaches.
+//! One virtual GPU: config space, BAR0 (PVINFO, the GEN9 register model, the virtual
+//! interrupt controller, the execlist ports), the aperture BAR, interrupts, reset, and the
+//! guest memory the device reaches.
 //!
 //! Lifecycle: opening the device file is a power-on. Config space, BAR0 and PVINFO's
 //! guest half go back to their reset values on open, on `VFIO_DEVICE_RESET` and on close;
-//! pins go on reset and close, eventfds on close. Nothing of one VM reaches the next.
+//! pins go on reset and close, eventfds on close. Nothing of one VM reaches the next. A
+//! full GPU reset through `GDRST` is smaller, as in GVT-g: the GPU's registers and
+//! execlists, not config space, PVINFO, interrupts or fences ([`regs::Regs::reset_gt`]).
+//!
+//! A register access runs under `state` and returns [`regs::Action`]s, which are carried
+//! out after `state` is dropped: the submission path (ELSP pairs, g2v notifications)
+//! takes locks that come before `state`, and a full reset drops pins.
 //!
 //! Lock order (each lock only ever taken after the ones before it):
-//! 1. `Vgpu::state` - the device model a trapped access changes;
+//! 1. `Vgpu::state` - the device model a trapped access changes (also read by the
+//!    debugfs `regs` and `unmodelled` files);
 //! 2. `Vgpu::irqs` - the eventfds; taken under `state` to raise an interrupt from inside a
 //!    trap handler ([`Vgpu::raise_irq_locked`]), or alone by SET_IRQS and requests;
 //! 3. `GuestMemory::inner` (`Vgpu::mem`), alone: it is never held while the vfio core
@@ -16,12 +24,18 @@
 
 pub(crate) mod access;
 pub(crate) mod cfg;
+pub(crate) mod execlist;
+pub(crate) mod failsafe;
+pub(crate) mod intr;
 pub(crate) mod irq;
 pub(crate) mod mmio;
+pub(crate) mod regs;
 pub(crate) mod types;
 
 use crate::{
+    abi::regs::GTT_OFFSET,
     debugfs::Counters,
+    gpu::Engine,
     mm::{
         guest::{GuestMemory, Probe},
         partition::{Lease, Slice, APERTURE_SIZE},
@@ -128,13 +142,15 @@ struct State {
     mmio: mmio::Mmio,
 }
 
+/// The device model behind its lock; shared with the debugfs files that show it.
+type Shared = Arc<Mutex<State>>;
+
 /// A virtual GPU.
 #[pin_data]
 pub(crate) struct Vgpu {
     /// The graphics memory and fences it owns; back to the partition when the vGPU goes.
     lease: Lease,
-    #[pin]
-    state: Mutex<State>,
+    state: Shared,
     #[pin]
     irqs: Mutex<irq::Irqs>,
     /// Guest memory through the pin cache; shared with the debugfs `mem_probe` hook.
@@ -176,6 +192,8 @@ struct Files {
     _info: Pin<KBox<debugfs::File<Info>>>,
     _fault: Pin<KBox<debugfs::File<Arc<Atomic<u32>>>>>,
     _probe: Pin<KBox<debugfs::File<MemProbe>>>,
+    _regs: Pin<KBox<debugfs::File<Shared>>>,
+    _unmodelled: Pin<KBox<debugfs::File<Shared>>>,
 }
 
 impl Files {
@@ -186,6 +204,7 @@ impl Files {
         counters: &Arc<Counters>,
         fault: &Arc<Atomic<u32>>,
         mem: &Arc<Mem>,
+        state: &Shared,
     ) -> Result<Self> {
         let dir = root.subdir(name);
         let counters = KBox::pin_init(
@@ -233,12 +252,26 @@ impl Files {
             ),
             GFP_KERNEL,
         )?;
+        let regs = KBox::pin_init(
+            dir.read_callback_file(c"regs", state.clone(), &|s: &Shared, f| {
+                s.lock().mmio.regs().dump(f)
+            }),
+            GFP_KERNEL,
+        )?;
+        let unmodelled = KBox::pin_init(
+            dir.read_callback_file(c"unmodelled", state.clone(), &|s: &Shared, f| {
+                s.lock().mmio.regs().dump_unmodelled(f)
+            }),
+            GFP_KERNEL,
+        )?;
         Ok(Self {
             _dir: dir,
             _counters: counters,
             _info: info,
             _fault: fault,
             _probe: probe,
+            _regs: regs,
+            _unmodelled: unmodelled,
         })
     }
 }
@@ -264,13 +297,20 @@ impl Vgpu {
             type_index,
         };
         let mem = Arc::pin_init(GuestMemory::new(PIN_LIMIT), GFP_KERNEL)?;
-        let files = Files::new(root, name, info, &counters, &fault, &mem)?;
         let mmio = mmio::Mmio::new(lease.slice())?;
+        let state = Arc::pin_init(
+            new_mutex!(
+                State {
+                    cfg: cfg::ConfigSpace::new(),
+                    mmio,
+                },
+                "Vgpu::state"
+            ),
+            GFP_KERNEL,
+        )?;
+        let files = Files::new(root, name, info, &counters, &fault, &mem, &state)?;
         Ok(try_pin_init!(Self {
-            state <- new_mutex!(State {
-                cfg: cfg::ConfigSpace::new(),
-                mmio,
-            }),
+            state,
             irqs <- new_mutex!(irq::Irqs::default()),
             mem,
             files,
@@ -289,15 +329,14 @@ impl Vgpu {
     /// room against [`VfioOps::region_info`]).
     fn access(&self, index: u32, off: u64, mut op: Op<'_>) -> Result {
         let c = &*self.counters;
-        let (len, write) = match &op {
-            Op::Read(b) => (b.len(), false),
-            Op::Write(b) => (b.len(), true),
+        let len = match &op {
+            Op::Read(b) => b.len(),
+            Op::Write(b) => b.len(),
         };
-        let fault = mmio::Fault::from_u32(self.fault.load(Relaxed));
-        let mut st = self.state.lock();
         match index {
             uapi::region::CONFIG => {
                 let off = off as usize;
+                let mut st = self.state.lock();
                 let ok = match op {
                     Op::Read(buf) => {
                         Counters::inc(&c.cfg_read);
@@ -313,31 +352,12 @@ impl Vgpu {
                     return Err(EINVAL);
                 }
             }
-            uapi::region::BAR0 => access::for_each_chunk(off, len, |at, start, n| {
-                let hit = match &mut op {
-                    Op::Read(buf) => {
-                        let Some(chunk) = buf.get_mut(start..start + n) else {
-                            return;
-                        };
-                        Counters::inc(&c.mmio_read);
-                        st.mmio.read(at, chunk, fault)
-                    }
-                    Op::Write(data) => {
-                        let Some(chunk) = data.get(start..start + n) else {
-                            return;
-                        };
-                        Counters::inc(&c.mmio_write);
-                        st.mmio.write(at, chunk)
-                    }
-                };
-                Counters::inc(match (hit, write) {
-                    (mmio::Hit::Pvinfo, false) => &c.pvinfo_read,
-                    (mmio::Hit::Pvinfo, true) => &c.pvinfo_write,
-                    (mmio::Hit::G2vNotify(_), _) => &c.g2v_notify,
-                    (mmio::Hit::PvinfoReadOnly, _) => &c.pvinfo_ro_write,
-                    (mmio::Hit::Unhandled, _) => &c.mmio_unhandled,
+            uapi::region::BAR0 => {
+                let fault = mmio::Fault::from_u32(self.fault.load(Relaxed));
+                access::for_each_chunk(off, len, |at, start, n| {
+                    self.bar0_chunk(at, start..start + n, &mut op, fault)
                 });
-            }),
+            }
             // BAR2 spans the whole aperture, as GVT-g sizes it for every vGPU. The vGPU's
             // own slice is backed by GGTT translation, which the GTT work adds; until then
             // it reads as zero and ignores writes. Outside the slice the same holds for
@@ -365,6 +385,218 @@ impl Vgpu {
         Ok(())
     }
 
+    /// One naturally aligned chunk of a BAR0 access: bytes `r` of the access, at BAR0
+    /// offset `at`. Registers under `state`, which is dropped before the actions the
+    /// access returned are carried out.
+    fn bar0_chunk(&self, at: u64, r: core::ops::Range<usize>, op: &mut Op<'_>, fault: mmio::Fault) {
+        let c = &*self.counters;
+        if at >= u64::from(GTT_OFFSET) {
+            self.ggtt_window(at, r, op);
+            return;
+        }
+        let (out, write) = {
+            let mut st = self.state.lock();
+            let (out, write) = match op {
+                Op::Read(buf) => {
+                    let Some(chunk) = buf.get_mut(r) else {
+                        return;
+                    };
+                    Counters::inc(&c.mmio_read);
+                    (st.mmio.read(at, chunk, fault, c), false)
+                }
+                Op::Write(data) => {
+                    let Some(chunk) = data.get(r) else {
+                        return;
+                    };
+                    Counters::inc(&c.mmio_write);
+                    (st.mmio.write(at, chunk, c), true)
+                }
+            };
+            if out.raise {
+                self.raise_irq_locked(&st);
+            }
+            (out, write)
+        };
+        match (out.hit, write) {
+            (mmio::Hit::Pvinfo, false) => Counters::inc(&c.pvinfo_read),
+            (mmio::Hit::Pvinfo, true) => Counters::inc(&c.pvinfo_write),
+            (mmio::Hit::G2vNotify(_), _) => Counters::inc(&c.g2v_notify),
+            (mmio::Hit::PvinfoReadOnly, _) => Counters::inc(&c.pvinfo_ro_write),
+            (mmio::Hit::Reg, false) => Counters::inc(&c.reg_read),
+            (mmio::Hit::Reg, true) => Counters::inc(&c.reg_write),
+            // The default store counts by dword.
+            (mmio::Hit::Default, _) => {}
+            (mmio::Hit::Unhandled, _) => Counters::inc(&c.mmio_unhandled),
+        }
+        for a in out.actions.into_iter().flatten() {
+            self.act(a);
+        }
+    }
+
+    /// BAR0 from 8 MiB: the GGTT entries, bytes `r` of the access at `at`.
+    ///
+    /// The routing hook for `mm/ggtt` (design, path 2), which takes this over under
+    /// `Core::ggtt`, without `state`. Until it exists, reads are zero and writes are
+    /// dropped, counted, as before the register model.
+    fn ggtt_window(&self, _at: u64, r: core::ops::Range<usize>, op: &mut Op<'_>) {
+        let c = &*self.counters;
+        Counters::inc(&c.ggtt_window);
+        match op {
+            Op::Read(buf) => {
+                Counters::inc(&c.mmio_read);
+                if let Some(chunk) = buf.get_mut(r) {
+                    chunk.fill(0);
+                }
+            }
+            Op::Write(_) => Counters::inc(&c.mmio_write),
+        }
+    }
+
+    /// Carries out what a register access asked for, with no lock of ours held.
+    fn act(&self, a: regs::Action) {
+        let c = &*self.counters;
+        let id = self.slice().id;
+        match a {
+            // The submission path (design, path 1 step 3) prepares the pair under
+            // `Core::submit`, then gives its place in the engine's bound back. Until it
+            // is wired the pair is counted (`elsp_submit`) and its place given back at
+            // once.
+            regs::Action::Submit { engine, descs } => {
+                pr_debug!(
+                    "gvtpv: vGPU {}: {} ELSP {:#x?} (no submission path yet)\n",
+                    id,
+                    engine.name(),
+                    descs
+                );
+                self.state.lock().mmio.regs_mut().taken(engine);
+            }
+            // Counted and shown to the guest already (RING_EIR, CS error interrupt).
+            regs::Action::Refused { engine, reason } => {
+                pr_debug!(
+                    "gvtpv: vGPU {}: {} ELSP refused: {}\n",
+                    id,
+                    engine.name(),
+                    reason
+                );
+            }
+            regs::Action::EngineReset(es) => {
+                for e in es.iter() {
+                    Counters::inc(&c.gdrst_engine);
+                    self.state.lock().mmio.regs_mut().reset_engine(e);
+                }
+            }
+            regs::Action::FullReset => {
+                Counters::inc(&c.gdrst_full);
+                self.gpu_reset();
+            }
+            // Counted as `ggtt_invalidate`; `mm/ggtt` calls `Gpu::ggtt_invalidate`.
+            regs::Action::GgttInvalidate => {}
+            // Counted as `g2v_notify`; the PPGTT path (design, path 3) takes the root.
+            regs::Action::G2vNotify { notify, pdp } => {
+                pr_debug!(
+                    "gvtpv: vGPU {}: g2v_notify {} pdp0 {:#x}\n",
+                    id,
+                    notify,
+                    pdp[0]
+                );
+            }
+            // Loud the first time (GVT-g prints it each time); a hostile user can make
+            // it happen at every reset, and debugfs `regs` always shows the reason.
+            regs::Action::Failsafe(reason) if c.failsafe.load(Relaxed) <= 1 => {
+                pr_err!(
+                    "gvtpv: vGPU {}: {}: failsafe until the next reset\n",
+                    id,
+                    reason
+                );
+            }
+            regs::Action::Failsafe(reason) => {
+                pr_debug!(
+                    "gvtpv: vGPU {}: {}: failsafe until the next reset\n",
+                    id,
+                    reason
+                );
+            }
+        }
+    }
+
+    /// A full GPU reset through `GDRST`: the GPU's registers and execlists, then the pins
+    /// (with `state` dropped: the pin cache is a lock of its own).
+    fn gpu_reset(&self) {
+        self.state.lock().mmio.regs_mut().reset_gt();
+        self.mem.reset();
+    }
+
+    /// Emulates the schedule-in of the ELSP pair `pair` on `engine` and raises the
+    /// interrupt it causes (design, path 1 step 5; [`execlist::Execlist::schedule_in`]).
+    /// `hwsp` is the guest's status page of the engine ([`regs::Regs::hws_pga`]),
+    /// resolved and pinned by the caller; `None` writes the register copy only.
+    ///
+    /// # Errors
+    ///
+    /// `EBUSY` if both virtual slots are taken.
+    #[allow(dead_code)] // The engine queue worker calls it; not wired yet.
+    pub(crate) fn schedule_in(
+        &self,
+        engine: Engine,
+        pair: [Option<u64>; 2],
+        hwsp: Option<&dyn execlist::Hwsp>,
+    ) -> Result {
+        let mut st = self.state.lock();
+        if st
+            .mmio
+            .regs_mut()
+            .schedule_in(engine, pair, hwsp, &self.counters)?
+        {
+            self.raise_irq_locked(&st);
+        }
+        Ok(())
+    }
+
+    /// Emulates the schedule-out of the running context `desc` on `engine` and raises the
+    /// interrupt it causes (design, path 1 step 7;
+    /// [`execlist::Execlist::schedule_out`]).
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if `desc` is not the running context.
+    #[allow(dead_code)] // The completion work calls it; not wired yet.
+    pub(crate) fn schedule_out(
+        &self,
+        engine: Engine,
+        desc: u64,
+        hwsp: Option<&dyn execlist::Hwsp>,
+    ) -> Result {
+        let mut st = self.state.lock();
+        if st
+            .mmio
+            .regs_mut()
+            .schedule_out(engine, desc, hwsp, &self.counters)?
+        {
+            self.raise_irq_locked(&st);
+        }
+        Ok(())
+    }
+
+    /// Shows an error of `engine` to the guest: `eir` in `RING_EIR` and the CS master
+    /// error interrupt ([`regs::Regs::report_error`]).
+    #[allow(dead_code)] // The submission and completion paths call it; not wired yet.
+    pub(crate) fn report_error(&self, engine: Engine, eir: u32) {
+        let mut st = self.state.lock();
+        if st.mmio.regs_mut().report_error(engine, eir, &self.counters) {
+            self.raise_irq_locked(&st);
+        }
+    }
+
+    /// Raises interrupt `bits` of `engine` (e.g. `GT_USER_INTERRUPT` after a
+    /// `MI_USER_INTERRUPT`) through the virtual interrupt controller.
+    #[allow(dead_code)] // The completion work calls it; not wired yet.
+    pub(crate) fn raise_event(&self, engine: Engine, bits: u32) {
+        let mut st = self.state.lock();
+        if st.mmio.regs_mut().event(engine, bits, &self.counters) {
+            self.raise_irq_locked(&st);
+        }
+    }
+
     /// Raises an interrupt to the guest from outside the device model.
     pub(crate) fn raise_irq(&self) {
         let st = self.state.lock();
@@ -381,6 +613,7 @@ impl Vgpu {
         Counters::inc(match d {
             irq::Delivered::Msi => &c.irq_msi,
             irq::Delivered::Intx => &c.irq_intx,
+            irq::Delivered::MsiUnwired => &c.irq_msi_unwired,
             irq::Delivered::Dropped => &c.irq_dropped,
         });
     }
@@ -572,5 +805,255 @@ mod tests {
         v.write(uapi::region::BAR2, end - 4, &[0; 8]).unwrap();
         assert_eq!(v.counters.aperture_outside.load(Relaxed), 2);
         assert_eq!(v.counters.aperture_read.load(Relaxed), 2);
+    }
+
+    use crate::abi::{
+        lrc,
+        regs::{self as r, ring},
+    };
+
+    const BAR0: u32 = uapi::region::BAR0;
+
+    fn n(c: &Atomic<u64>) -> u64 {
+        c.load(Relaxed)
+    }
+
+    /// Reads PVINFO as a guest's probe does, which makes it PV-aware.
+    fn identify(v: &Vgpu) {
+        assert_eq!(rd32(v, BAR0, u64::from(PVINFO_OFFSET)), 0x7654_4776);
+    }
+
+    /// Enables MSI in config space, as the guest's PCI core does.
+    fn enable_msi(v: &Vgpu) {
+        wr32(v, uapi::region::CONFIG, cfg::MSI_CAP as u64, 0x0001_0005);
+    }
+
+    /// Programs the GT interrupts as i915's `gen8_gt_irq_postinstall` does for RCS and
+    /// BCS and enables the master.
+    fn arm_irqs(v: &Vgpu) {
+        let bits = r::GT_USER_INTERRUPT | r::GT_CONTEXT_SWITCH | r::GT_CS_MASTER_ERROR;
+        let en = r::gt_bits(r::GT_RCS_SHIFT, bits) | r::gt_bits(r::GT_BCS_SHIFT, bits);
+        wr32(v, BAR0, r::GT_IER.into(), en);
+        wr32(v, BAR0, r::GT_IMR.into(), !en);
+        wr32(v, BAR0, r::MASTER_IRQ.into(), r::MASTER_IRQ_CONTROL);
+    }
+
+    /// A guest status page in host memory.
+    struct Page([core::cell::Cell<u32>; 64]);
+
+    impl execlist::Hwsp for Page {
+        fn store32(&self, dword: usize, val: u32) -> Result {
+            self.0.get(dword).ok_or(EFAULT)?.set(val);
+            Ok(())
+        }
+
+        fn store64(&self, dword: usize, val: u64) -> Result {
+            self.store32(dword, val as u32)?;
+            self.store32(dword + 1, (val >> 32) as u32)
+        }
+    }
+
+    #[test]
+    fn guest_probe_sequence() {
+        let root = debugfs::Dir::new(c"gvtpv_host_kunit");
+        let v = vgpu(&root);
+        identify(&v);
+        // Forcewake: request, acknowledged at once.
+        wr32(
+            &v,
+            BAR0,
+            r::FORCEWAKE_RENDER.into(),
+            r::masked_enable(r::FORCEWAKE_KERNEL),
+        );
+        assert_eq!(rd32(&v, BAR0, r::FORCEWAKE_ACK_RENDER.into()), 1);
+        // GDRST full: self-clearing, a GPU reset that keeps config space and PVINFO.
+        enable_msi(&v);
+        let ready = u64::from(PVINFO_OFFSET + offset::DISPLAY_READY);
+        wr32(&v, BAR0, ready, 1);
+        wr32(&v, BAR0, r::GDRST.into(), r::GRDOM_FULL);
+        assert_eq!(rd32(&v, BAR0, r::GDRST.into()), 0);
+        assert_eq!(n(&v.counters.gdrst_full), 1);
+        assert_eq!(rd32(&v, BAR0, r::FORCEWAKE_ACK_RENDER.into()), 0);
+        assert!(v.state.lock().cfg.msi_enabled());
+        assert_eq!(rd32(&v, BAR0, ready), 1);
+        // enable_execlists on each engine after the reset: no failsafe.
+        for base in [r::RCS_BASE, r::BCS_BASE] {
+            wr32(&v, BAR0, u64::from(base + ring::HWSTAM), !0);
+            let mode = r::masked_enable(ring::MODE_RUN_LIST_ENABLE);
+            wr32(&v, BAR0, u64::from(base + ring::MODE), mode);
+            wr32(
+                &v,
+                BAR0,
+                u64::from(base + ring::MI_MODE),
+                r::masked_disable(ring::MI_MODE_STOP_RING),
+            );
+            wr32(&v, BAR0, u64::from(base + ring::CSB_PTR), 0xffff_0505);
+            assert_eq!(rd32(&v, BAR0, u64::from(base + ring::CSB_PTR)), 0x0505);
+            assert_eq!(rd32(&v, BAR0, u64::from(base + ring::ESR)), 0);
+        }
+        assert_eq!(n(&v.counters.failsafe), 0);
+        // An engine reset through RESET_CTL and GDRST.
+        let rc = u64::from(r::RCS_BASE + ring::RESET_CTL);
+        wr32(&v, BAR0, rc, r::masked_enable(ring::RESET_CTL_REQUEST));
+        assert_ne!(rd32(&v, BAR0, rc) & ring::RESET_CTL_READY, 0);
+        wr32(&v, BAR0, r::GDRST.into(), r::GRDOM_RENDER);
+        assert_eq!(n(&v.counters.gdrst_engine), 1);
+        assert_eq!(rd32(&v, BAR0, u64::from(r::RCS_BASE + ring::CSB_PTR)), 7);
+        // The BCS execlist was not reset.
+        assert_eq!(
+            rd32(&v, BAR0, u64::from(r::BCS_BASE + ring::CSB_PTR)),
+            0x0505
+        );
+        // The modelled registers were counted as such, none as unhandled.
+        assert!(n(&v.counters.reg_write) >= 12);
+        assert_eq!(n(&v.counters.mmio_unhandled), 0);
+    }
+
+    #[test]
+    fn default_accesses_and_the_ggtt_window() {
+        let root = debugfs::Dir::new(c"gvtpv_host_kunit");
+        let v = vgpu(&root);
+        wr32(&v, BAR0, 0xc4000, 0x55);
+        assert_eq!(rd32(&v, BAR0, 0xc4000), 0x55);
+        // 8 bytes at once: two dwords of the store.
+        v.write(BAR0, 0xc4008, &0x2222_2222_1111_1111u64.to_le_bytes())
+            .unwrap();
+        assert_eq!(rd32(&v, BAR0, 0xc400c), 0x2222_2222);
+        assert_eq!(n(&v.counters.default_write), 3);
+        assert_eq!(n(&v.counters.default_read), 2);
+        // Between the registers and the GGTT, and the GGTT itself: nothing yet.
+        wr32(&v, BAR0, 0x30_0000, 1);
+        assert_eq!(n(&v.counters.mmio_unhandled), 1);
+        wr32(&v, BAR0, 0x80_0000, 0x1001);
+        assert_eq!(rd32(&v, BAR0, 0x80_0000), 0);
+        assert_eq!(n(&v.counters.ggtt_window), 2);
+        // A power-on forgets the store.
+        v.reset().unwrap();
+        assert_eq!(rd32(&v, BAR0, 0xc4000), 0);
+    }
+
+    #[test]
+    fn interrupts_reach_msi() {
+        let root = debugfs::Dir::new(c"gvtpv_host_kunit");
+        let v = vgpu(&root);
+        let c = &v.counters;
+        enable_msi(&v);
+        // Masked (reset values): nothing.
+        v.raise_event(Engine::Rcs, r::GT_USER_INTERRUPT);
+        assert_eq!(n(&c.irq_injected), 0);
+        assert_eq!(rd32(&v, BAR0, r::GT_IIR.into()), 0);
+        // Unmasked and enabled, master off: latched, not raised.
+        let user = r::gt_bits(r::GT_RCS_SHIFT, r::GT_USER_INTERRUPT);
+        wr32(&v, BAR0, r::GT_IER.into(), user);
+        wr32(&v, BAR0, r::GT_IMR.into(), !user);
+        v.raise_event(Engine::Rcs, r::GT_USER_INTERRUPT);
+        assert_eq!(rd32(&v, BAR0, r::GT_IIR.into()), user);
+        assert_eq!(n(&c.irq_injected), 0);
+        // Enabling the master raises the pending one, through MSI (no eventfd in KUnit).
+        wr32(&v, BAR0, r::MASTER_IRQ.into(), r::MASTER_IRQ_CONTROL);
+        assert_eq!(n(&c.irq_injected), 1);
+        assert_eq!(n(&c.inject_reg), 1);
+        assert_eq!(n(&c.irq_msi_unwired), 1);
+        assert_eq!(
+            rd32(&v, BAR0, r::MASTER_IRQ.into()),
+            r::MASTER_IRQ_CONTROL | r::MASTER_GT_RCS
+        );
+        // i915's handler: master off, ack IIR (w1c), master on: nothing more.
+        wr32(&v, BAR0, r::MASTER_IRQ.into(), 0);
+        wr32(&v, BAR0, r::GT_IIR.into(), user);
+        assert_eq!(rd32(&v, BAR0, r::GT_IIR.into()), 0);
+        wr32(&v, BAR0, r::MASTER_IRQ.into(), r::MASTER_IRQ_CONTROL);
+        assert_eq!(n(&c.irq_injected), 1);
+        // Now an event is raised at once.
+        v.raise_event(Engine::Rcs, r::GT_USER_INTERRUPT);
+        assert_eq!(n(&c.irq_injected), 2);
+        assert_eq!(n(&c.inject_user), 1);
+        assert_eq!(n(&c.irq_msi_unwired), 2);
+        // Without MSI the same goes to INTx (dropped: nothing wired).
+        wr32(&v, uapi::region::CONFIG, cfg::MSI_CAP as u64, 0x0000_0005);
+        v.raise_event(Engine::Rcs, r::GT_USER_INTERRUPT);
+        assert_eq!(n(&c.irq_msi_unwired), 2);
+        assert_eq!(n(&c.irq_dropped), 1);
+    }
+
+    #[test]
+    fn elsp_to_csb_through_the_vgpu() {
+        let root = debugfs::Dir::new(c"gvtpv_host_kunit");
+        let v = vgpu(&root);
+        let c = &v.counters;
+        identify(&v);
+        enable_msi(&v);
+        arm_irqs(&v);
+        let elsp = u64::from(r::BCS_BASE + ring::ELSP);
+        let d = lrc::desc::make(v.slice().hidden_base as u32, 9);
+        // More pairs than the bound: each is handed over and given back.
+        for _ in 0..2 * execlist::PENDING_LIMIT {
+            for dw in [0, 0, (d >> 32) as u32, d as u32] {
+                wr32(&v, BAR0, elsp, dw);
+            }
+        }
+        assert_eq!(n(&c.elsp_write), 4 * 2 * u64::from(execlist::PENDING_LIMIT));
+        assert_eq!(n(&c.elsp_submit), 2 * u64::from(execlist::PENDING_LIMIT));
+        assert_eq!(n(&c.elsp_refused), 0);
+        // The completion path: schedule-in, then out, through the guest's status page.
+        let page = Page([const { core::cell::Cell::new(0) }; 64]);
+        v.schedule_in(Engine::Bcs, [Some(d), None], Some(&page))
+            .unwrap();
+        assert_eq!(n(&c.inject_ctx_switch), 1);
+        assert_eq!(page.0[0x10].get(), lrc::csb::IDLE_ACTIVE);
+        v.schedule_out(Engine::Bcs, d, Some(&page)).unwrap();
+        assert_eq!(
+            page.0[0x12].get(),
+            lrc::csb::COMPLETE | lrc::csb::ACTIVE_IDLE
+        );
+        assert_eq!(page.0[0x13].get(), 9);
+        assert_eq!(page.0[0x1f].get(), 1);
+        assert_eq!(
+            rd32(&v, BAR0, u64::from(r::BCS_BASE + ring::CSB + 8)),
+            page.0[0x12].get()
+        );
+        assert_eq!(n(&c.irq_injected), 2);
+        assert_eq!(v.schedule_out(Engine::Bcs, d, None), Err(EINVAL));
+        // A refused pair: RING_EIR, the error interrupt, nothing handed over.
+        for dw in [0, 0, (d >> 32) as u32, (d & !lrc::desc::PRIVILEGE) as u32] {
+            wr32(&v, BAR0, elsp, dw);
+        }
+        assert_eq!(n(&c.elsp_refused_privilege), 1);
+        assert_eq!(
+            rd32(&v, BAR0, u64::from(r::BCS_BASE + ring::EIR)),
+            ring::EIR_INSTRUCTION
+        );
+        assert_eq!(n(&c.inject_error), 1);
+        v.report_error(Engine::Bcs, ring::EIR_PAGE_TABLE);
+        assert_eq!(
+            rd32(&v, BAR0, u64::from(r::BCS_BASE + ring::EIR)),
+            ring::EIR_INSTRUCTION | ring::EIR_PAGE_TABLE
+        );
+        assert_eq!(n(&c.irq_injected), 4);
+    }
+
+    #[test]
+    fn failsafe_until_reset() {
+        let root = debugfs::Dir::new(c"gvtpv_host_kunit");
+        let v = vgpu(&root);
+        // A guest that enables execlists without reading PVINFO first.
+        let mode = u64::from(r::RCS_BASE + ring::MODE);
+        wr32(&v, BAR0, mode, r::masked_enable(ring::MODE_RUN_LIST_ENABLE));
+        assert_eq!(n(&v.counters.failsafe), 1);
+        assert!(v.state.lock().mmio.regs().failsafe().is_some());
+        for _ in 0..4 {
+            wr32(&v, BAR0, u64::from(r::RCS_BASE + ring::ELSP), 0);
+        }
+        assert_eq!(n(&v.counters.elsp_failsafe), 4);
+        assert_eq!(n(&v.counters.elsp_write), 0);
+        // A PVINFO read and a GPU reset do not leave it; a device reset does.
+        identify(&v);
+        wr32(&v, BAR0, r::GDRST.into(), r::GRDOM_FULL);
+        assert!(v.state.lock().mmio.regs().failsafe().is_some());
+        v.reset().unwrap();
+        assert!(v.state.lock().mmio.regs().failsafe().is_none());
+        identify(&v);
+        wr32(&v, BAR0, mode, r::masked_enable(ring::MODE_RUN_LIST_ENABLE));
+        assert_eq!(n(&v.counters.failsafe), 1);
     }
 }

@@ -36,6 +36,8 @@ pub(crate) enum Delivered {
     Msi,
     /// Through the INTx eventfd.
     Intx,
+    /// Not at all: the guest enabled MSI but the user wired no MSI eventfd.
+    MsiUnwired,
     /// Not at all: nothing is wired, or INTx is masked or disabled.
     Dropped,
 }
@@ -114,7 +116,7 @@ impl Irqs {
                 e.signal();
                 return Delivered::Msi;
             }
-            return Delivered::Dropped;
+            return Delivered::MsiUnwired;
         }
         if intx_disabled {
             return Delivered::Dropped;
@@ -264,7 +266,7 @@ mod tests {
     #[test]
     fn nothing_wired_drops() {
         let mut i = Irqs::default();
-        assert_eq!(i.raise(true, false), Delivered::Dropped);
+        assert_eq!(i.raise(true, false), Delivered::MsiUnwired);
         assert_eq!(i.raise(false, false), Delivered::Dropped);
         assert!(!i.request());
         // Tearing an eventfd down (fd -1) leaves nothing wired.
@@ -280,6 +282,6 @@ mod tests {
             Ok(false)
         );
         assert!(i.msi.is_none());
-        assert_eq!(i.raise(true, false), Delivered::Dropped);
+        assert_eq!(i.raise(true, false), Delivered::MsiUnwired);
     }
 }
