@@ -25,6 +25,12 @@ module! {
     authors: ["gvtpv developers"],
     description: "gvtpv host mediator: virtual Intel GEN9 GPUs through vfio-mdev",
     license: "GPL",
+    params: {
+        revalidate: u32 {
+            default: 0,
+            description: "Re-validate guest page tables before each submission even when the VM runs on KVM (1: no write tracking)",
+        },
+    },
 }
 
 struct GvtpvHost {

@@ -4,26 +4,40 @@
 //! [`crate::vgpu::types`].
 
 use crate::{
+    gpu::{self, Gpu},
     mm::partition::{self, Lease, PartitionError},
+    sched::Sched,
     vfio::{mdev::MdevType, MdevParent},
     vgpu::{types, Vgpu},
 };
 use core::fmt;
-use kernel::{debugfs, device, prelude::*};
+use kernel::{debugfs, device, prelude::*, sync::Arc};
 
-/// The mediator: owns the GGTT partition and creates vGPUs.
+/// The mediator: owns the GPU backend, the engines' queues and the GGTT partition, and
+/// creates vGPUs.
 pub(crate) struct Mediator {
     partition: partition::Shared,
     debugfs: debugfs::Dir,
+    gpu: Arc<dyn Gpu>,
+    sched: Arc<Sched>,
 }
 
 impl Mediator {
-    /// A mediator with nothing handed out yet.
+    /// A mediator with nothing handed out yet, over the backend [`gpu::backend`] picks.
     pub(crate) fn new() -> impl PinInit<Self, Error> {
         try_init!(Self {
             partition: partition::shared()?,
             debugfs: debugfs::Dir::new(c"gvtpv_host"),
+            gpu: gpu::backend()?,
+            sched: Sched::new(gpu.clone())?,
         })
+    }
+}
+
+impl Drop for Mediator {
+    fn drop(&mut self) {
+        // Every vGPU is gone: break the backend's reference to the scheduler.
+        let _ = self.sched.shutdown();
     }
 }
 
@@ -57,7 +71,14 @@ impl MdevParent for Mediator {
             s.fence_base,
             s.fences
         );
-        Vgpu::new(lease, type_index, &self.debugfs, dev.name())
+        Vgpu::new(
+            lease,
+            type_index,
+            &self.debugfs,
+            dev.name(),
+            self.gpu.clone(),
+            self.sched.clone(),
+        )
     }
 
     fn available(&self, type_index: usize) -> u32 {

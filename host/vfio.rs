@@ -25,4 +25,5 @@ pub(crate) mod uapi;
 pub(crate) use device::{IrqAction, IrqData, IrqSet, RegionInfo, VfioOps};
 pub(crate) use dma::{Dma, PinnedPage};
 pub(crate) use eventfd::EventFd;
+pub(crate) use kvm::Vm;
 pub(crate) use mdev::{MdevParent, Registration};

@@ -115,6 +115,84 @@ impl Pinner for Arc<vfio::Dma> {
     }
 }
 
+/// The guest memory of a vGPU: its vfio device's, or (KUnit) an in-memory fake, so that
+/// tests drive a whole vGPU with real guest memory behind it.
+#[derive(Clone)]
+pub(crate) enum AnyPinner {
+    /// The vfio device of an open vGPU.
+    Vfio(Arc<vfio::Dma>),
+    /// An in-memory guest.
+    #[cfg(CONFIG_KUNIT)]
+    Fake(Arc<fake::FakeGuest>),
+}
+
+/// A page of an [`AnyPinner`].
+pub(crate) enum AnyPage {
+    /// A vfio pin.
+    Vfio(vfio::PinnedPage),
+    /// A fake pin.
+    #[cfg(CONFIG_KUNIT)]
+    Fake(fake::FakePage),
+}
+
+macro_rules! any_page {
+    ($self:ident, $p:ident => $e:expr) => {
+        match $self {
+            AnyPage::Vfio($p) => $e,
+            #[cfg(CONFIG_KUNIT)]
+            AnyPage::Fake($p) => $e,
+        }
+    };
+}
+
+impl GuestPage for AnyPage {
+    fn pfn(&self) -> u64 {
+        any_page!(self, p => GuestPage::pfn(p))
+    }
+    fn is_pinned(&self) -> bool {
+        any_page!(self, p => GuestPage::is_pinned(p))
+    }
+    fn unpin(&self) {
+        any_page!(self, p => GuestPage::unpin(p))
+    }
+    fn load32(&self, off: usize) -> Result<u32> {
+        any_page!(self, p => GuestPage::load32(p, off))
+    }
+    fn load64(&self, off: usize) -> Result<u64> {
+        any_page!(self, p => GuestPage::load64(p, off))
+    }
+    fn store32(&self, off: usize, v: u32) -> Result {
+        any_page!(self, p => GuestPage::store32(p, off, v))
+    }
+    fn store64(&self, off: usize, v: u64) -> Result {
+        any_page!(self, p => GuestPage::store64(p, off, v))
+    }
+    fn load_sized(&self, off: usize, size: usize) -> Result<u64> {
+        any_page!(self, p => GuestPage::load_sized(p, off, size))
+    }
+    fn store_sized(&self, off: usize, size: usize, v: u64) -> Result {
+        any_page!(self, p => GuestPage::store_sized(p, off, size, v))
+    }
+}
+
+impl Pinner for AnyPinner {
+    type Page = AnyPage;
+    fn pin(&self, addr: u64, write: bool) -> Result<AnyPage> {
+        match self {
+            AnyPinner::Vfio(d) => Pinner::pin(d, addr, write).map(AnyPage::Vfio),
+            #[cfg(CONFIG_KUNIT)]
+            AnyPinner::Fake(g) => Pinner::pin(g, addr, write).map(AnyPage::Fake),
+        }
+    }
+    fn rw(&self, addr: u64, buf: &mut [u8], write: bool) -> Result {
+        match self {
+            AnyPinner::Vfio(d) => Pinner::rw(d, addr, buf, write),
+            #[cfg(CONFIG_KUNIT)]
+            AnyPinner::Fake(g) => Pinner::rw(g, addr, buf, write),
+        }
+    }
+}
+
 /// One cached pin.
 struct Entry<G> {
     page: G,

@@ -80,8 +80,9 @@ pub(crate) struct IrqSet {
 pub(crate) trait VfioOps: Send + Sync + Sized + 'static {
     /// The device file was opened: power the device on. `dma` reaches the memory of the
     /// user (the guest) until [`VfioOps::close`]; pins taken through it must be gone by
-    /// then.
-    fn open(&self, dma: Arc<Dma>) -> Result;
+    /// then. `vm` is the KVM VM the user bound to the device, if any (QEMU on KVM binds
+    /// one, QEMU on TCG does not), for the duration of the call.
+    fn open(&self, dma: Arc<Dma>, vm: Option<&super::kvm::Vm<'_>>) -> Result;
     /// The device file was closed: drop everything tied to the open (eventfds, pins).
     fn close(&self);
     /// Reads `buf.len()` (at most [`MAX_RW`]) bytes at offset `off` of region `index`;
@@ -244,7 +245,11 @@ impl<T: VfioOps> Container<T> {
             let (d, slot) = unsafe { (Self::data(vdev), Self::dma_slot(vdev)) };
             // SAFETY: `vdev` is being opened; `Dma::close` below runs before it is closed.
             let dma = Arc::pin_init(unsafe { Dma::new(vdev) }, GFP_KERNEL)?;
-            d.open(dma.clone()).inspect_err(|_| dma.close())?;
+            // SAFETY: `vdev` is live and being opened: the vfio core set its `kvm` before
+            // this call and keeps the reference until after `close_device`.
+            let vm = unsafe { super::kvm::Vm::of_device(vdev) };
+            d.open(dma.clone(), vm.as_ref())
+                .inspect_err(|_| dma.close())?;
             *slot.lock() = Some(dma);
             Ok(())
         })();

@@ -20,6 +20,8 @@ pub(crate) enum Reason {
     ModeBit0(Engine),
     /// A fence register outside the vGPU's fences, before any PVINFO read.
     FenceBeforePvinfo,
+    /// Too many refused or failed workloads in a row (`vgpu/submit.rs`).
+    RepeatOffender,
 }
 
 impl fmt::Display for Reason {
@@ -35,6 +37,7 @@ impl fmt::Display for Reason {
                 f,
                 "fence register outside the vGPU's fences before the guest read PVINFO"
             ),
+            Self::RepeatOffender => write!(f, "too many refused or failed workloads in a row"),
         }
     }
 }

@@ -525,6 +525,12 @@ impl Regs {
         self.failsafe
     }
 
+    /// Sends the vGPU to failsafe from outside the register model (the submission
+    /// path's repeat-offender policy); nothing if it is there already.
+    pub(crate) fn force_failsafe(&mut self, r: failsafe::Reason, c: &Counters) {
+        let _ = self.enter_failsafe(r, c);
+    }
+
     fn enter_failsafe(&mut self, r: failsafe::Reason, c: &Counters) -> Effect {
         if self.failsafe.is_some() {
             return Effect::default();
