@@ -26,7 +26,7 @@ kernel::module_pci_driver! {
         },
         selftests: u32 {
             default: 0,
-            description: "Run the live selftests after probe and print KTAP (1: run)",
+            description: "Run the live selftests after probe and print KTAP (1: all, 2: without the hostile cases)",
         },
         selftest_timeout_ms: u32 {
             default: 500,

@@ -96,7 +96,8 @@ impl pci::Driver for Driver {
 
         let mmio = Arc::pin_init(Mmio::new(bar.into_devres()?), GFP_KERNEL)?;
         let want_gpu = *crate::module_parameters::gpu.value() != 0;
-        let run_selftests = *crate::module_parameters::selftests.value() != 0;
+        let selftests = *crate::module_parameters::selftests.value();
+        let run_selftests = selftests != 0;
         let gpu = if want_gpu || run_selftests {
             let gpu = Gpu::bring_up(pdev, mmio.clone(), &vgpu, run_selftests);
             match &gpu {
@@ -117,7 +118,13 @@ impl pci::Driver for Driver {
             let ms = (*crate::module_parameters::selftest_timeout_ms.value()).clamp(1, 60_000);
             let timeout = Delta::from_millis(i64::from(ms));
             if let Some(gpu) = &gpu {
-                selftests::run_all(pdev.as_ref(), gpu.as_ref().map_err(|e| *e), timeout);
+                let hostile = selftests == 1;
+                selftests::run_all(
+                    pdev.as_ref(),
+                    gpu.as_ref().map_err(|e| *e),
+                    timeout,
+                    hostile,
+                );
             }
         }
 

@@ -87,6 +87,8 @@ counters! {
     irq_dropped: "Interrupts with nowhere to go.",
     resets: "Device resets.",
     opens: "Opens of the vfio device.",
+    kvm_track: "Opens that registered KVM write tracking for the shadow PPGTT.",
+    kvm_track_failed: "Opens on KVM whose write-tracking registration failed (re-validation).",
     unpinned_by_unmap: "Guest page pins dropped because the user unmapped their range.",
 }
 

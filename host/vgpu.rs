@@ -340,22 +340,30 @@ impl Vgpu {
         gpu: Arc<dyn Gpu>,
         sched: Arc<Sched>,
     ) -> Result<impl PinInit<Self, Error>> {
+        let info = Info {
+            slice: *lease.slice(),
+            type_index,
+        };
+        let core = Core::new(lease, gpu, sched)?;
+        let files = Files::new(root, name, info, &core.fault, &core)?;
+        Ok(try_pin_init!(Self {
+            files,
+            tracker <- new_mutex!(None, "Vgpu::tracker"),
+            core,
+        }))
+    }
+}
+
+impl Core {
+    /// The device model and GPU rooms of the vGPU holding `lease`, on the heap. Not
+    /// inlined into [`Vgpu::new`]: the two frames together would be too large.
+    #[inline(never)]
+    fn new(lease: Lease, gpu: Arc<dyn Gpu>, sched: Arc<Sched>) -> Result<Arc<Self>> {
         let counters = Arc::new(Counters::default(), GFP_KERNEL)?;
         let fault = Arc::new(Atomic::new(0u32), GFP_KERNEL)?;
         let slice = *lease.slice();
-        let info = Info { slice, type_index };
         let mem = Arc::pin_init(GuestMemory::new(PIN_LIMIT), GFP_KERNEL)?;
-        let mmio = mmio::Mmio::new(lease.slice())?;
-        let state = Arc::pin_init(
-            new_mutex!(
-                State {
-                    cfg: cfg::ConfigSpace::new(),
-                    mmio,
-                },
-                "Vgpu::state"
-            ),
-            GFP_KERNEL,
-        )?;
+        let state = Self::new_state(lease.slice())?;
         let window = HostGgtt::new(gpu.clone(), slice.id)?;
         let ggtt = Ggtt::new(gpu.clone(), mem.clone(), slice)?;
         let ppgtt = Ppgtt::new(gpu.clone(), mem.clone(), PpgttLimits::DEFAULT)?;
@@ -377,12 +385,23 @@ impl Vgpu {
             }),
             GFP_KERNEL,
         )?;
-        let files = Files::new(root, name, info, &core.fault, &core)?;
-        Ok(try_pin_init!(Self {
-            files,
-            tracker <- new_mutex!(None, "Vgpu::tracker"),
-            core,
-        }))
+        Ok(core)
+    }
+
+    /// The register model at power-on, on the heap (its own frame: the model is large).
+    #[inline(never)]
+    fn new_state(slice: &Slice) -> Result<Shared> {
+        let mmio = mmio::Mmio::new(slice)?;
+        Arc::pin_init(
+            new_mutex!(
+                State {
+                    cfg: cfg::ConfigSpace::new(),
+                    mmio,
+                },
+                "Vgpu::state"
+            ),
+            GFP_KERNEL,
+        )
     }
 }
 
@@ -757,15 +776,19 @@ impl Vgpu {
         let handler: Arc<dyn crate::vfio::kvm::TrackHandler> = self.core.clone();
         match KvmTrack::register(vm, handler) {
             Ok(t) => {
+                Counters::inc(&self.counters.kvm_track);
                 let tracker: Arc<dyn crate::mm::ppgtt::Tracker> = t.clone();
                 let _ = self.ppgtt.lock().set_tracker(Some(tracker));
                 *self.tracker.lock() = Some(t);
             }
-            Err(e) => pr_warn!(
-                "gvtpv: vGPU {}: no KVM write tracking ({:?}): page tables are re-validated\n",
-                self.id(),
-                e
-            ),
+            Err(e) => {
+                Counters::inc(&self.counters.kvm_track_failed);
+                pr_warn!(
+                    "gvtpv: vGPU {}: no KVM write tracking ({:?}): page tables are re-validated\n",
+                    self.id(),
+                    e
+                )
+            }
         }
     }
 
