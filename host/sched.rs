@@ -442,6 +442,22 @@ mod tests {
         v
     }
 
+    /// A GGTT batch page that starts itself, and the ring command that enters it.
+    fn looping(w: &Arc<HostGgtt>) -> (HostBuf, KVec<u32>) {
+        let lp = w.alloc(1).unwrap();
+        let mut body = KVec::new();
+        enc(
+            GpuCmd::BatchBufferStart {
+                addr: lp.gm(),
+                ppgtt: false,
+                second_level: false,
+            },
+            &mut body,
+        );
+        lp.mem().write_dwords(0, &body).unwrap();
+        (lp, body)
+    }
+
     fn setup() -> (Arc<dyn Gpu>, Arc<Sched>, Arc<HostGgtt>) {
         let gpu: Arc<dyn Gpu> = Sim::new().unwrap();
         let sched = Sched::new(gpu.clone()).unwrap();
@@ -472,17 +488,7 @@ mod tests {
         let (_gpu, sched, w) = setup();
         let data = w.alloc(1).unwrap();
         // vGPU 1: a batch that starts itself forever (ring -> GGTT batch -> itself).
-        let lp = w.alloc(1).unwrap();
-        let mut body = KVec::new();
-        enc(
-            GpuCmd::BatchBufferStart {
-                addr: lp.gm(),
-                ppgtt: false,
-                second_level: false,
-            },
-            &mut body,
-        );
-        lp.mem().write_dwords(0, &body).unwrap();
+        let (_lp, body) = looping(&w);
         let hang = TestJob::new(&w, Engine::Rcs, 1, &body);
         // vGPU 1 again: a store through a GGTT entry that maps nothing.
         let fault = TestJob::new(&w, Engine::Rcs, 1, &store(0xfff0_0000, 1));
@@ -506,17 +512,7 @@ mod tests {
     #[test]
     fn cancel_takes_out_queued_work_and_resets_running_work() {
         let (_gpu, sched, w) = setup();
-        let lp = w.alloc(1).unwrap();
-        let mut body = KVec::new();
-        enc(
-            GpuCmd::BatchBufferStart {
-                addr: lp.gm(),
-                ppgtt: false,
-                second_level: false,
-            },
-            &mut body,
-        );
-        lp.mem().write_dwords(0, &body).unwrap();
+        let (lp, body) = looping(&w);
         let running = TestJob::new(&w, Engine::Bcs, 3, &body);
         let queued = TestJob::new(&w, Engine::Bcs, 3, &body);
         let other = TestJob::new(&w, Engine::Bcs, 4, &store(lp.gm() + 64, 5));

@@ -4,28 +4,35 @@
 # runs the good ones only, at the same time, and must be unaffected. Afterwards the
 # host's debugfs counters are checked against what the tests did. With L2 on KVM the
 # shadow PPGTT is kept in sync by write tracking, under TCG by re-validation
-# (gpu-tcg.sh runs this with GVTPV_L2_ACCEL=tcg).
+# (gpu-tcg.sh: L2 under TCG, guest A alone: two TCG guests in one L1 are too slow).
 . /scenarios/lib.sh
 T=gvtpv-V5_8
 accel=${GVTPV_L2_ACCEL:-kvm}
 
 load_host
-ua=$(new_uuid) ub=$(new_uuid)
+ua=$(new_uuid) ub=
 check "mdevctl start $T (A)" mdevctl start -u "$ua" -p "$PARENT" -t "$T"
-check "mdevctl start $T (B)" mdevctl start -u "$ub" -p "$PARENT" -t "$T"
+if [ "$accel" = kvm ]; then
+	ub=$(new_uuid)
+	check "mdevctl start $T (B)" mdevctl start -u "$ub" -p "$PARENT" -t "$T"
+fi
 
 boot_l2 "$ua" gpu /tmp/l2a.log >/tmp/l2a.out &
 pa=$!
-boot_l2 "$ub" gpu-good /tmp/l2b.log >/tmp/l2b.out &
-pb=$!
+if [ -n "$ub" ]; then
+	boot_l2 "$ub" gpu-good /tmp/l2b.log >/tmp/l2b.out &
+	pb=$!
+fi
 wait $pa; ra=$?
-wait $pb; rb=$?
 sed 's/^\[L2\] /[L2 A] /' /tmp/l2a.out
-sed 's/^\[L2\] /[L2 B] /' /tmp/l2b.out
 expect_eq "L2 A passed every live selftest, hostile ones included" "$ra" 0
-expect_eq "L2 B passed the good selftests next to it" "$rb" 0
+if [ -n "$ub" ]; then
+	wait $pb; rb=$?
+	sed 's/^\[L2\] /[L2 B] /' /tmp/l2b.out
+	expect_eq "L2 B passed the good selftests next to it" "$rb" 0
+fi
 
-for u in "$ua" "$ub"; do
+for u in $ua $ub; do
 	echo "== $u counters"; cat "$DBG/$u/counters"
 	echo "== $u gpu"; cat "$DBG/$u/gpu"
 done
@@ -49,12 +56,14 @@ ge "A: PPGTT roots created by g2v" "$(g "$ua" g2v_create)" 10
 expect_eq "A: every root destroyed" "$(g "$ua" g2v_create)" "$(g "$ua" g2v_destroy)"
 expect_eq "A: not in failsafe" "$(c "$ua" failsafe)" 0
 # B: good work only, unaffected.
-ge "B: workloads completed" "$(g "$ub" workloads_completed)" 1000
-expect_eq "B: nothing refused" "$(g "$ub" workloads_refused)" 0
-expect_eq "B: nothing faulted" "$(g "$ub" workloads_faulted)" 0
-expect_eq "B: nothing hung" "$(g "$ub" workloads_hung)" 0
+if [ -n "$ub" ]; then
+	ge "B: workloads completed" "$(g "$ub" workloads_completed)" 1000
+	expect_eq "B: nothing refused" "$(g "$ub" workloads_refused)" 0
+	expect_eq "B: nothing faulted" "$(g "$ub" workloads_faulted)" 0
+	expect_eq "B: nothing hung" "$(g "$ub" workloads_hung)" 0
+fi
 # How the shadow PPGTT stayed in sync.
-for u in "$ua" "$ub"; do
+for u in $ua $ub; do
 	# (debugfs ppgtt_sync shows the mode of the open device; after close it is
 	# revalidate, so the counters of the run tell.)
 	if [ "$accel" = kvm ]; then
@@ -71,9 +80,12 @@ done
 subs=$(c "$ua" elsp_submit)
 traps=$(($(c "$ua" mmio_read) + $(c "$ua" mmio_write)))
 echo "GVTPV-PERF $accel A: $subs ELSP submissions, $traps BAR0 traps, $((traps / subs)) per submission; GGTT entry traps $(c "$ua" ggtt_window) for $(g "$ua" ggtt_writes) entries; wp faults $(g "$ua" ppgtt_wp_faults), revalidations $(g "$ua" ppgtt_revalidations)"
-grep -h "GVTPV-SELFTEST # 1000" /tmp/l2a.out /tmp/l2b.out | sed "s/^/GVTPV-PERF $accel /"
+for f in /tmp/l2a.out /tmp/l2b.out; do
+	[ -f "$f" ] && grep -h "GVTPV-SELFTEST # 1000" "$f" | sed "s/^.*# /GVTPV-PERF $accel $(basename "$f" .out): /"
+done
 
-check "mdevctl stop A" mdevctl stop -u "$ua"
-check "mdevctl stop B" mdevctl stop -u "$ub"
+for u in $ua $ub; do
+	check "mdevctl stop $u" mdevctl stop -u "$u"
+done
 unload_host
 exit $FAILED
