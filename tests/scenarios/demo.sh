@@ -19,7 +19,7 @@ check "guest boots on the vGPU, identifies it and runs GPU work" boot_l2 "$u" de
 t_guest=$(since "$t")
 t=$(now)
 info=$(cat "$DBG/$u/info")
-counters=$(grep -E '^(cfg_|mmio_|pvinfo_read|reg_|ggtt_window|elsp_submit|csb_update|irq_msi) ' "$DBG/$u/counters" | tr '\n' ' ')
+counters=$(grep -E '^(cfg_[a-z]+|mmio_[a-z]+|pvinfo_read|reg_[a-z]+|ggtt_window|elsp_submit|csb_update|irq_msi) ' "$DBG/$u/counters" | tr '\n' ' ')
 gpu=$(grep -E '^(workloads_submitted|workloads_completed|workloads_refused|user_interrupts|ggtt_writes|ppgtt_roots|ppgtt_wp_faults|ppgtt_revalidations|sim_commands|sim_blit_bytes) ' "$DBG/$u/gpu" | tr '\n' ' ')
 check "mdevctl stop" mdevctl stop -u "$u"
 unload_host
@@ -30,8 +30,8 @@ sum "vGPU created:        $T ($(echo "$info" | sed -n 's/^type //p')) uuid $u"
 sum "host view:           $(echo "$info" | grep -E '^(vgt_id|aperture|hidden|fences)' | tr '\n' ' ')"
 sum "guest identified:    $(sed -n 's/.*GVTPV-GUEST-INFO //p' /tmp/l2.log)"
 sum "GPU work in L2:      $(grep -c 'GVTPV-CHECK ok L2: selftest' /tmp/l2.log) selftests passed, $(grep -c 'GVTPV-CHECK not-ok L2: selftest' /tmp/l2.log) failed"
-grep 'blitter result' /tmp/l2.log | sed 's/.*# /GVTPV-SUMMARY GPU blits:           /'
-grep 'submissions with seqno waits' /tmp/l2.log | sed 's/.*# /GVTPV-SUMMARY GPU submissions:     /'
+grep 'GVTPV-SELFTEST # blitter result' /tmp/l2.log | sed 's/.*# /GVTPV-SUMMARY GPU blits:           /'
+grep 'GVTPV-SELFTEST # 1000 submissions' /tmp/l2.log | sed 's/.*# /GVTPV-SUMMARY GPU submissions:     /'
 sum "host GPU counters:   $gpu"
 sum "host trap counters:  $counters"
 sum "stage times (s):     insmod $t_load, mdev create $t_create, guest boot+identify+exit $t_guest, teardown $t_down"
