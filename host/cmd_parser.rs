@@ -19,8 +19,6 @@
 //! `cmd_address_audit`, `perform_bb_shadow`) and the `F_CMD_ACCESS` registers of
 //! `handlers.c`. Where this parser differs, the code says **Decision:** and why.
 
-#![allow(dead_code)] // Called by the execlist path (issue 7), not yet wired.
-
 use kernel::prelude::*;
 
 mod policy;

@@ -16,8 +16,6 @@
 //! Locking: a backend's locks are leaves. [`Events::interrupt`] is called with none of
 //! them held, from the backend's own context (a worker or an interrupt handler).
 
-#![allow(dead_code)] // The execlist path (issue 7) calls it; not wired yet.
-
 use crate::abi::{lrc, regs};
 use kernel::{prelude::*, sync::Arc};
 
@@ -139,14 +137,6 @@ pub(crate) trait HostMem: Send + Sync {
     fn write_dwords(&self, off: usize, data: &[u32]) -> Result {
         for (i, d) in data.iter().enumerate() {
             self.store32(off + 4 * i, *d)?;
-        }
-        Ok(())
-    }
-
-    /// Loads dwords from byte offset `off` (4-byte aligned) into `out`.
-    fn read_dwords(&self, off: usize, out: &mut [u32]) -> Result {
-        for (i, d) in out.iter_mut().enumerate() {
-            *d = self.load32(off + 4 * i)?;
         }
         Ok(())
     }

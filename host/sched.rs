@@ -16,8 +16,6 @@
 //! (the backend's engine reset waits for the context to end, and its end runs
 //! [`Job::finish`]). The queue lock is a leaf.
 
-#![allow(dead_code)] // The execlist path enqueues once wired (issue 7).
-
 pub(crate) mod workload;
 
 use crate::{

@@ -15,12 +15,21 @@
 //! takes locks that come before `state`, and a full reset drops pins.
 //!
 //! Lock order (each lock only ever taken after the ones before it):
-//! 1. `Vgpu::state` - the device model a trapped access changes (also read by the
-//!    debugfs `regs` and `unmodelled` files);
-//! 2. `Vgpu::irqs` - the eventfds; taken under `state` to raise an interrupt from inside a
-//!    trap handler ([`Vgpu::raise_irq_locked`]), or alone by SET_IRQS and requests;
-//! 3. `GuestMemory::inner` (`Vgpu::mem`), alone: it is never held while the vfio core
-//!    runs, nor is any other lock of ours (`vfio::dma` says why).
+//! 1. `Core::submit` - preparation of submissions, g2v notifications, resets of the GPU
+//!    rooms; may be held across pins and copies of guest memory;
+//! 2. `Core::ppgtt` - the shadow PPGTT (also taken by the KVM write-tracking notifier);
+//! 3. `Core::ggtt` - the GGTT entries (also taken alone by the GTT window and BAR2);
+//! 4. `Core::state` - the device model a trapped access changes (also read by the
+//!    debugfs `regs` and `unmodelled` files); never held across a vfio call;
+//! 5. `Core::irqs` - the eventfds; taken under `state` to raise an interrupt from inside a
+//!    trap handler ([`Core::raise_irq_locked`]), or alone by SET_IRQS and requests;
+//! 6. leaves, each alone: `GuestMemory::inner` (never held while the vfio core runs, nor
+//!    is any lock of `state` or after it: `vfio::dma` says why), the engines' queues in
+//!    `sched`, the backend's own locks.
+//!
+//! A workload's start and end run in the scheduler's threads and take 1 to 5 one at a
+//! time; whoever takes a vGPU's work off the engines ([`Core::stop_work`]) holds none of
+//! them, since that may wait for a running workload's end.
 
 pub(crate) mod access;
 pub(crate) mod cfg;
@@ -557,6 +566,8 @@ impl Core {
         Counters::inc(&c.ggtt_window);
         let off = (at - u64::from(GTT_OFFSET)) as u32;
         let n = r.len();
+        // In failsafe, GGTT writes are ignored (reads still show the guest's entries).
+        let failsafe = self.state.lock().mmio.regs().failsafe().is_some();
         let mut g = self.ggtt.lock();
         match op {
             Op::Read(buf) => {
@@ -565,6 +576,10 @@ impl Core {
                 if let Some(chunk) = buf.get_mut(r) {
                     chunk.copy_from_slice(&v.to_le_bytes()[..n.min(8)]);
                 }
+            }
+            Op::Write(_) if failsafe => {
+                Counters::inc(&c.mmio_write);
+                Counters::inc(&c.ggtt_failsafe);
             }
             Op::Write(data) => {
                 Counters::inc(&c.mmio_write);
@@ -648,7 +663,6 @@ impl Core {
     /// # Errors
     ///
     /// `EBUSY` if both virtual slots are taken.
-    #[allow(dead_code)] // The engine queue worker calls it; not wired yet.
     pub(crate) fn schedule_in(
         &self,
         engine: Engine,
@@ -673,7 +687,6 @@ impl Core {
     /// # Errors
     ///
     /// `EINVAL` if `desc` is not the running context.
-    #[allow(dead_code)] // The completion work calls it; not wired yet.
     pub(crate) fn schedule_out(
         &self,
         engine: Engine,
@@ -693,7 +706,6 @@ impl Core {
 
     /// Shows an error of `engine` to the guest: `eir` in `RING_EIR` and the CS master
     /// error interrupt ([`regs::Regs::report_error`]).
-    #[allow(dead_code)] // The submission and completion paths call it; not wired yet.
     pub(crate) fn report_error(&self, engine: Engine, eir: u32) {
         let mut st = self.state.lock();
         if st.mmio.regs_mut().report_error(engine, eir, &self.counters) {
@@ -703,7 +715,6 @@ impl Core {
 
     /// Raises interrupt `bits` of `engine` (e.g. `GT_USER_INTERRUPT` after a
     /// `MI_USER_INTERRUPT`) through the virtual interrupt controller.
-    #[allow(dead_code)] // The completion work calls it; not wired yet.
     pub(crate) fn raise_event(&self, engine: Engine, bits: u32) {
         let mut st = self.state.lock();
         if st.mmio.regs_mut().event(engine, bits, &self.counters) {

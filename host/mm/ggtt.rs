@@ -31,8 +31,6 @@
 //! `ppgtt` → `ggtt` → `state` → `irqs`); it may pin under it, since `dma_unmap` never
 //! takes it.
 
-#![allow(dead_code)] // The vGPU's trap path calls it once wired (issue 7).
-
 use crate::{
     abi::gtt,
     gpu::{DevAddr, DevPage, Gpu, HostMem, PAGE},

@@ -9,8 +9,6 @@
 //! batch copies). A [`HostBuf`] is one allocation: host memory, mapped at a GGTT range
 //! of its window, unmapped (entries back to not present) and freed on drop.
 
-#![allow(dead_code)] // The submission path allocates from it once wired (issue 7).
-
 use crate::{
     abi::gtt,
     gpu::{Gpu, HostMem, PAGE},

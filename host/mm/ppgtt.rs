@@ -34,8 +34,6 @@
 //! `ppgtt` → `ggtt` → `state` → `irqs`). It pins, copies, and calls the [`Tracker`]
 //! (`kvm_write_track_*`, which take KVM's srcu and `mmu_lock`, never our locks) under it.
 
-#![allow(dead_code)] // The submission path calls it once wired (issue 7).
-
 mod shadow;
 mod sync;
 
@@ -173,11 +171,6 @@ impl Root {
     /// The device address of the shadow PML4: what the shadow context's PDP0 gets.
     pub(crate) fn dev_addr(&self) -> DevAddr {
         self.0.dev
-    }
-
-    /// The guest's PML4 address this root shadows.
-    pub(crate) fn pml4(&self) -> u64 {
-        self.0.pml4
     }
 }
 

@@ -11,8 +11,6 @@
 //! Everything the backend will run is a host copy: the guest cannot change it after the
 //! scan.
 
-#![allow(dead_code)] // The execlist path calls it once wired (issue 7).
-
 use crate::{
     abi::{lrc, regs::ring},
     cmd_parser::{self, Memory, Placement, Refusal, Space},
@@ -43,6 +41,8 @@ pub(crate) enum ContextError {
     TooLong,
     /// Host memory for the shadows ran out (the vGPU's window is full).
     NoSpace,
+    /// The context's PPGTT could not be shadowed (its root or a bound).
+    Ppgtt,
 }
 
 impl ContextError {
@@ -54,6 +54,7 @@ impl ContextError {
             ContextError::RingPage => "ring_unmapped",
             ContextError::TooLong => "segment_too_long",
             ContextError::NoSpace => "no_space",
+            ContextError::Ppgtt => "bad_ppgtt",
         }
     }
 }

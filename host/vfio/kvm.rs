@@ -29,8 +29,6 @@
 //! our kernel patch selects it from `CONFIG_GVTPV_HOST_SUPPORT`) the same API compiles to
 //! a stub: [`Vm::of_device`] finds no VM, and the vGPU re-validates instead.
 
-#![allow(dead_code)] // The vGPU's open and close call it once wired (issue 7).
-
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::bindings;
 

@@ -555,7 +555,6 @@ impl Regs {
 
     /// The GGTT address of engine `e`'s status page, as the guest set it (checked to
     /// lie in its slices, or 0).
-    #[allow(dead_code)] // The completion path (design, path 1 step 7) resolves it.
     pub(crate) fn hws_pga(&self, e: Engine) -> u32 {
         self.ring_reg(e, ring::HWS_PGA)
     }

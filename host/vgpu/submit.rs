@@ -18,8 +18,9 @@
 //!
 //! Locks: preparation runs under `Core::submit`, then `ppgtt`, then `ggtt`; a workload's
 //! start and finish run in the scheduler's threads with no scheduler lock held and take
-//! `ggtt`, `state` (with `irqs`) and `ppgtt` one at a time, never `submit`. So a reset
-//! takes the vGPU's work off the queues ([`Sched::cancel`]) before it takes any lock.
+//! `submit`, `ggtt`, `state` (with `irqs`) and `ppgtt` one at a time, never two at once.
+//! So a reset takes the vGPU's work off the queues ([`crate::sched::Sched::cancel`],
+//! which may wait for a running workload's end) before it takes any lock.
 
 use super::{execlist::Hwsp, failsafe, Core};
 use crate::{
@@ -122,6 +123,7 @@ impl Hwsp for GuestHwsp {
 /// Why a workload is refused, for the guest's `RING_EIR`.
 fn eir_of(r: &Refused) -> u32 {
     match r {
+        Refused::Context(ContextError::Ppgtt) => hw::ring::EIR_PAGE_TABLE,
         Refused::Context(_) => hw::ring::EIR_INSTRUCTION,
         Refused::Parser(p) if p.reason == crate::cmd_parser::Reason::Address => {
             hw::ring::EIR_PAGE_TABLE
@@ -210,16 +212,13 @@ impl Core {
                         Ok(r)
                     });
                     match root {
-                        Err(_) => {
-                            self.work.refused_ppgtt.fetch_add(1, Relaxed);
-                            // The PPGTT could not be shadowed: a page table error.
-                            (
-                                None,
-                                None,
-                                Some(Refused::Context(ContextError::Image)),
-                                Some(tail),
-                            )
-                        }
+                        // The PPGTT could not be shadowed: a page table error.
+                        Err(_) => (
+                            None,
+                            None,
+                            Some(Refused::Context(ContextError::Ppgtt)),
+                            Some(tail),
+                        ),
                         Ok(root) => {
                             let reader = ShadowReader {
                                 ppgtt: &pp,
@@ -275,7 +274,24 @@ impl Core {
         let w = &self.work;
         w.refused.fetch_add(1, Relaxed);
         match r {
+            Refused::Context(c) => {
+                pr_debug!(
+                    "gvtpv: vGPU {}: workload refused: {}\n",
+                    self.id(),
+                    c.name()
+                )
+            }
+            Refused::Parser(p) => pr_debug!(
+                "gvtpv: vGPU {}: workload refused by the parser: {} at dword {} (header {:#x})\n",
+                self.id(),
+                p.name().to_str().unwrap_or("?"),
+                p.offset,
+                p.header
+            ),
+        }
+        match r {
             Refused::Context(ContextError::Image) => w.refused_image.fetch_add(1, Relaxed),
+            Refused::Context(ContextError::Ppgtt) => w.refused_ppgtt.fetch_add(1, Relaxed),
             Refused::Context(ContextError::NoSpace) => w.refused_space.fetch_add(1, Relaxed),
             Refused::Context(_) => w.refused_ring.fetch_add(1, Relaxed),
             Refused::Parser(p) => w
@@ -301,6 +317,9 @@ impl Core {
                 self.id(),
                 n
             );
+            // In failsafe nothing of the vGPU runs: its queued work goes, with its
+            // shadows (the running one is the caller's, which is ending).
+            self.stop_work(None, true);
         }
     }
 

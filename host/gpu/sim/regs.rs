@@ -39,9 +39,4 @@ impl RegFile {
     pub(crate) fn read(&self, off: u32) -> Option<u32> {
         self.regs.iter().find(|r| r.0 == off).map(|r| r.1)
     }
-
-    /// Forgets every register (engine reset).
-    pub(crate) fn clear(&mut self) {
-        self.regs.clear();
-    }
 }

@@ -298,10 +298,6 @@ mod sim_tests {
             }
         }
 
-        fn sim(&self) -> &Sim {
-            &self.env.sim
-        }
-
         /// Host memory kept for the test, mapped at `gfx` in the GGTT if given.
         fn mem(&mut self, pages: usize, gfx: Option<u64>) -> Arc<dyn HostMem> {
             let m = self.env.sim.alloc(pages).unwrap();
