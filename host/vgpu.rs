@@ -33,6 +33,8 @@
 
 pub(crate) mod access;
 pub(crate) mod cfg;
+#[cfg(CONFIG_KUNIT)]
+mod e2e;
 pub(crate) mod execlist;
 pub(crate) mod failsafe;
 pub(crate) mod intr;
