@@ -88,7 +88,7 @@ while read -r suite p f s; do
 	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 done <"$R/kunit.txt"
 for want in gvtpv_host_partition gvtpv_host_cfg gvtpv_host_mmio gvtpv_host_access gvtpv_host_irq \
-	gvtpv_host_region gvtpv_host_vfio_irqset gvtpv_host_guest_memory gvtpv_host_ggtt gvtpv_host_ppgtt gvtpv_host_kvm_track gvtpv_host_host_ggtt gvtpv_host_workload gvtpv_host_cmd_parser gvtpv_host_sim gvtpv_host_sched gvtpv_host_regs gvtpv_host_intr gvtpv_host_execlist gvtpv_host_store gvtpv_host_vgpu gvtpv_guest_pvinfo \
+	gvtpv_host_region gvtpv_host_vfio_irqset gvtpv_host_guest_memory gvtpv_host_ggtt gvtpv_host_ppgtt gvtpv_host_kvm_track gvtpv_host_host_ggtt gvtpv_host_workload gvtpv_host_cmd_parser gvtpv_host_sim gvtpv_host_sched gvtpv_host_regs gvtpv_host_intr gvtpv_host_execlist gvtpv_host_store gvtpv_host_e2e gvtpv_host_vgpu gvtpv_guest_pvinfo \
 	gvtpv_guest_core gvtpv_guest_csb gvtpv_guest_ggtt gvtpv_guest_ktap gvtpv_guest_ppgtt gvtpv_guest_ring; do
 	grep -q "^$want " "$R/kunit.txt" || result fail "KUnit suite $want ran"
 done
