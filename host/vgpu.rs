@@ -53,7 +53,7 @@ use crate::{
         guest::{AnyPinner, GuestMemory, Probe},
         host::HostGgtt,
         partition::{Lease, Slice, APERTURE_SIZE},
-        ppgtt::{Limits as PpgttLimits, Ppgtt},
+        ppgtt::Ppgtt,
     },
     sched::Sched,
     vfio::{kvm::KvmTrack, uapi, Dma, IrqSet, RegionInfo, VfioOps, Vm},
@@ -67,11 +67,6 @@ use kernel::{
     },
     uaccess::UserSliceReader,
 };
-
-/// Most guest pages one vGPU keeps pinned at once (320 MiB): the shadow PPGTT's leaves
-/// (at most 65536), GGTT entries, rings, status pages. A guest that wants more gets an
-/// error, not the host's memory.
-const PIN_LIMIT: usize = 65536 + 16384;
 
 /// The guest memory of a vGPU, reached through its vfio device (or, in KUnit, a fake).
 type Mem = GuestMemory<AnyPinner>;
@@ -355,7 +350,8 @@ impl Vgpu {
             slice: *lease.slice(),
             type_index,
         };
-        let core = Core::new(lease, gpu, sched)?;
+        let limits = types::TYPES.get(type_index).ok_or(EINVAL)?.limits;
+        let core = Core::new(lease, limits, gpu, sched)?;
         let files = Files::new(root, name, info, &core.fault, &core)?;
         Ok(try_pin_init!(Self {
             files,
@@ -369,15 +365,20 @@ impl Core {
     /// The device model and GPU rooms of the vGPU holding `lease`, on the heap. Not
     /// inlined into [`Vgpu::new`]: the two frames together would be too large.
     #[inline(never)]
-    fn new(lease: Lease, gpu: Arc<dyn Gpu>, sched: Arc<Sched>) -> Result<Arc<Self>> {
+    fn new(
+        lease: Lease,
+        limits: types::Limits,
+        gpu: Arc<dyn Gpu>,
+        sched: Arc<Sched>,
+    ) -> Result<Arc<Self>> {
         let counters = Arc::new(Counters::default(), GFP_KERNEL)?;
         let fault = Arc::new(Atomic::new(0u32), GFP_KERNEL)?;
         let slice = *lease.slice();
-        let mem = Arc::pin_init(GuestMemory::new(PIN_LIMIT), GFP_KERNEL)?;
+        let mem = Arc::pin_init(GuestMemory::new(limits.pins), GFP_KERNEL)?;
         let state = Self::new_state(lease.slice())?;
         let window = HostGgtt::new(gpu.clone(), slice.id)?;
         let ggtt = Ggtt::new(gpu.clone(), mem.clone(), slice)?;
-        let ppgtt = Ppgtt::new(gpu.clone(), mem.clone(), PpgttLimits::DEFAULT)?;
+        let ppgtt = Ppgtt::new(gpu.clone(), mem.clone(), limits.ppgtt)?;
         let core = Arc::pin_init(
             try_pin_init!(Core {
                 gpu,
