@@ -21,11 +21,13 @@
 //!   dropped, and every write invalidates.
 //! - Reads return the guest entry.
 //!
-//! **Decision:** each present entry has its own device mapping (GVT-g caches one per
-//! guest frame, `kvmgt.c: gvt_dma_map_page`); the pin itself is shared through the pin
-//! cache. An entry whose page the user unmapped keeps its host entry, which then faults
-//! in the backend (the page's accesses fail with `EFAULT`) until the guest rewrites it,
-//! as kvmgt leaves GTT entries on `dma_unmap`.
+//! As kvmgt caches its DMA mappings by guest frame (`kvmgt.c: gvt_dma_map_page`,
+//! refcounted), entries that name the same guest frame share one device mapping (a guest
+//! that points every entry at one scratch page makes one mapping, not a million); the
+//! pin itself is shared through the pin cache. An entry whose page the user unmapped
+//! keeps its host entry, which then faults in the backend (the page's accesses fail with
+//! `EFAULT`) until the guest rewrites it, as kvmgt leaves GTT entries on `dma_unmap`; a
+//! new entry for that frame gets a fresh mapping of its own, not the dead one.
 //!
 //! Locking: a vGPU's `Ggtt` sits behind its `ggtt` mutex (lock order: `submit` →
 //! `ppgtt` → `ggtt` → `state` → `irqs`); it may pin under it, since `dma_unmap` never
@@ -39,7 +41,11 @@ use crate::{
         partition::Slice,
     },
 };
-use kernel::{prelude::*, rbtree::RBTree, sync::Arc};
+use kernel::{
+    prelude::*,
+    rbtree::{RBTree, RBTreeNode},
+    sync::Arc,
+};
 
 /// Bytes of one GGTT entry.
 pub(crate) const ENTRY: u32 = 8;
@@ -77,6 +83,19 @@ pub(crate) struct GgttStats {
 struct Mapping<G: GuestPage + 'static> {
     page: Arc<View<G>>,
     dev: DevAddr,
+    /// The guest frame.
+    gfn: u64,
+    /// Whether the mapping is the frame's shared one in [`Ggtt::frames`] (else its own,
+    /// made while the shared one was dead).
+    shared: bool,
+}
+
+/// The device mapping of a guest frame, shared by the entries that name it.
+struct Frame<G: GuestPage + 'static> {
+    page: Arc<View<G>>,
+    dev: DevAddr,
+    /// Entries that use it.
+    refs: usize,
 }
 
 /// A 4-byte half waiting for its other half.
@@ -101,6 +120,8 @@ where
     guest: KVVec<u64>,
     /// Present host entries that map a guest page, by entry index.
     maps: RBTree<u32, Mapping<P::Page>>,
+    /// The shared device mappings, by guest frame.
+    frames: RBTree<u64, Frame<P::Page>>,
     parked: KVec<Parked>,
     stats: GgttStats,
 }
@@ -126,6 +147,7 @@ where
             scratch,
             guest: KVVec::from_elem(0u64, entries, GFP_KERNEL)?,
             maps: RBTree::new(),
+            frames: RBTree::new(),
             parked: KVec::with_capacity(PARKED_MAX, GFP_KERNEL)?,
             stats: GgttStats::default(),
         };
@@ -177,10 +199,15 @@ where
         }
         self.gpu.ggtt_invalidate();
         let maps = core::mem::take(&mut self.maps);
-        for (_, m) in maps.iter() {
+        for (_, m) in maps.iter().filter(|(_, m)| !m.shared) {
             self.gpu.dma_unmap(m.dev);
         }
         drop(maps);
+        let frames = core::mem::take(&mut self.frames);
+        for (_, f) in frames.iter() {
+            self.gpu.dma_unmap(f.dev);
+        }
+        drop(frames);
         self.guest.iter_mut().for_each(|e| *e = 0);
         self.parked.clear();
         self.stats.mapped = 0;
@@ -291,12 +318,77 @@ where
         }
     }
 
-    /// Pins the guest page at `addr` and gives the device a mapping of it.
-    fn map(&self, addr: u64) -> Result<Mapping<P::Page>> {
+    /// The device mapping of the guest page at `addr`: the frame's shared one, made
+    /// (pinned and mapped) on first use.
+    fn map(&mut self, addr: u64) -> Result<Mapping<P::Page>> {
+        let gfn = addr / PAGE;
+        let live = match self.frames.get_mut(&gfn) {
+            Some(f) if f.page.is_live() => {
+                f.refs += 1;
+                return Ok(Mapping {
+                    page: f.page.clone(),
+                    dev: f.dev,
+                    gfn,
+                    shared: true,
+                });
+            }
+            Some(_) => false,
+            None => true,
+        };
         let view = Arc::new(self.mem.map(addr, PAGE as usize, true)?, GFP_KERNEL)?;
         let dev: Arc<dyn DevPage> = view.clone();
         let dev = self.gpu.dma_map(dev)?;
-        Ok(Mapping { page: view, dev })
+        if !live {
+            // The shared mapping is dead (the user unmapped the page); its entries keep
+            // it until they are rewritten, this one gets its own.
+            return Ok(Mapping {
+                page: view,
+                dev,
+                gfn,
+                shared: false,
+            });
+        }
+        let frame = Frame {
+            page: view.clone(),
+            dev,
+            refs: 1,
+        };
+        if let Err(e) = self.frames.try_create_and_insert(gfn, frame, GFP_KERNEL) {
+            self.gpu.dma_unmap(dev);
+            return Err(e);
+        }
+        Ok(Mapping {
+            page: view,
+            dev,
+            gfn,
+            shared: true,
+        })
+    }
+
+    /// Gives back what a mapping holds: its reference to the frame's shared mapping
+    /// (the last one unmaps it), or its own mapping.
+    fn release(&mut self, m: Mapping<P::Page>) {
+        if !m.shared {
+            self.gpu.dma_unmap(m.dev);
+            return;
+        }
+        let last = match self.frames.get_mut(&m.gfn) {
+            Some(f) => {
+                f.refs = f.refs.saturating_sub(1);
+                f.refs == 0
+            }
+            None => false,
+        };
+        if last {
+            if let Some(f) = self.frames.remove(&m.gfn) {
+                self.gpu.dma_unmap(f.dev);
+            }
+        }
+    }
+
+    /// Device mappings of guest frames live now (shared and own).
+    pub(crate) fn frames(&self) -> usize {
+        self.frames.iter().count() + self.maps.iter().filter(|(_, m)| !m.shared).count()
     }
 
     /// Writes host entry `index`, then drops the mapping it replaced.
@@ -305,20 +397,27 @@ where
         self.gpu.ggtt_invalidate();
         let old = match m {
             Some(m) if written.is_ok() => {
+                let node = match RBTreeNode::new(index, m, GFP_KERNEL) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // The mapping went with the failed allocation; its entry is
+                        // written: point it at scratch again.
+                        let _ = self.gpu.ggtt_write(index, self.scratch_pte(false));
+                        return Err(e);
+                    }
+                };
                 self.stats.mapped += 1;
-                self.maps
-                    .try_create_and_insert(index, m, GFP_KERNEL)?
-                    .map(|n| n.to_key_value().1)
+                self.maps.insert(node).map(|n| n.to_key_value().1)
             }
             Some(m) => {
-                self.gpu.dma_unmap(m.dev);
+                self.release(m);
                 self.maps.remove(&index)
             }
             None => self.maps.remove(&index),
         };
         if let Some(old) = old {
             self.stats.mapped -= 1;
-            self.gpu.dma_unmap(old.dev);
+            self.release(old);
         }
         written
     }
@@ -520,7 +619,8 @@ mod tests {
         g.write(win(AP + (64 << 20) - PAGE), 8, 0x1001).unwrap();
         g.write(win(HID + (128 << 20) - PAGE), 8, 0x1001).unwrap();
         assert_eq!(g.stats().dropped, 5);
-        assert_eq!(gpu.mappings(), 2);
+        // Both name guest frame 1: two entries, one shared device mapping.
+        assert_eq!((g.stats().mapped, gpu.mappings()), (2, 1));
     }
 
     #[test]
@@ -559,6 +659,49 @@ mod tests {
         assert_eq!(gpu.mappings(), 0);
         assert_eq!(host(&gpu, HID) & gtt::PTE_PRESENT, 0);
         assert_eq!(g.stats().mapped, 0);
+    }
+
+    #[test]
+    fn entries_of_one_frame_share_its_mapping() {
+        let (_guest, gpu, mut g) = setup();
+        // Eight entries at one guest page, as a guest filling its GGTT with scratch.
+        for i in 0..8 {
+            g.write(win(HID + i * PAGE), 8, 0x3001).unwrap();
+        }
+        assert_eq!(g.stats().mapped, 8);
+        assert_eq!((gpu.mappings(), g.frames()), (1, 1));
+        let dev = host(&gpu, HID) & !0xfff;
+        assert_eq!(host(&gpu, HID + 7 * PAGE) & !0xfff, dev);
+        // The mapping stays while one entry still names the frame.
+        for i in 0..7 {
+            g.write(win(HID + i * PAGE), 8, 0).unwrap();
+        }
+        assert_eq!(gpu.mappings(), 1);
+        assert!(gpu.page(dev).is_some());
+        g.write(win(HID + 7 * PAGE), 8, 0x4001).unwrap();
+        assert!(gpu.page(dev).is_none());
+        assert_eq!((gpu.mappings(), g.frames()), (1, 1));
+    }
+
+    #[test]
+    fn a_dead_frame_mapping_is_not_reused() {
+        let (_guest, gpu, mut g) = setup();
+        g.write(win(AP), 8, 0x3001).unwrap();
+        let dead = host(&gpu, AP) & !0xfff;
+        // The user unmaps the page: the entry keeps its (now faulting) mapping.
+        g.mem.unmap(0x3000, PAGE);
+        kernel::time::delay::fsleep(kernel::time::Delta::from_millis(30));
+        g.write(win(AP + PAGE), 8, 0x3001).unwrap();
+        let fresh = host(&gpu, AP + PAGE) & !0xfff;
+        assert!(fresh != dead);
+        assert_eq!(g.frames(), 2);
+        // The fresh one reaches memory, the dead one faults.
+        assert!(gpu.page(fresh).unwrap().load32(0).is_ok());
+        assert!(gpu.page(dead).unwrap().load32(0).is_err());
+        // Rewriting both gives both mappings back.
+        g.write(win(AP), 8, 0).unwrap();
+        g.write(win(AP + PAGE), 8, 0).unwrap();
+        assert_eq!((gpu.mappings(), g.frames()), (0, 0));
     }
 
     #[test]

@@ -861,6 +861,11 @@ impl<G: GuestPage> View<G> {
         p.store_sized(o, size, v)
     }
 
+    /// Whether every page of the view is still pinned (the user unmapped none of them).
+    pub(crate) fn is_live(&self) -> bool {
+        self.pages.iter().all(|e| e.page.is_pinned())
+    }
+
     /// The host frame numbers of the view's pages, in order.
     pub(crate) fn pfns(&self) -> impl Iterator<Item = u64> + '_ {
         self.pages.iter().map(|e| e.page.pfn())

@@ -525,6 +525,7 @@ pub(crate) fn show(c: &Core, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "ggtt_dropped {}", g.dropped)?;
     writeln!(f, "ggtt_halves {}", g.halves)?;
     writeln!(f, "ggtt_mapped {}", g.mapped)?;
+    writeln!(f, "ggtt_frames {}", c.ggtt.lock().frames())?;
     writeln!(f, "ggtt_bad_addr {}", g.bad_addr)?;
     writeln!(f, "ggtt_pin_failed {}", g.pin_failed)?;
     writeln!(f, "ggtt_bad_access {}", g.bad_access)?;
