@@ -27,30 +27,13 @@ mod shadow;
 #[cfg(CONFIG_KUNIT)]
 mod tests;
 
-/// An engine whose commands the parser knows (the integrator maps its own engine type).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Engine {
-    /// Render (RCS), MMIO base 0x2000.
-    Rcs,
-    /// Blitter (BCS), MMIO base 0x22000.
-    Bcs,
-}
+pub(crate) use crate::gpu::Engine;
 
-impl Engine {
-    /// The engine's bit in the length table's ring masks.
-    fn ring(self) -> u8 {
-        match self {
-            Self::Rcs => crate::abi::gpu_cmd::table::ring::RCS,
-            Self::Bcs => crate::abi::gpu_cmd::table::ring::BCS,
-        }
-    }
-
-    /// The engine's MMIO base (`i915_reg.h`: `RENDER_RING_BASE`, `BLT_RING_BASE`).
-    fn mmio_base(self) -> u32 {
-        match self {
-            Self::Rcs => 0x2000,
-            Self::Bcs => 0x22000,
-        }
+/// The engine's bit in the length table's ring masks.
+fn ring_of(e: Engine) -> u8 {
+    match e {
+        Engine::Rcs => crate::abi::gpu_cmd::table::ring::RCS,
+        Engine::Bcs => crate::abi::gpu_cmd::table::ring::BCS,
     }
 }
 

@@ -672,15 +672,7 @@ impl Core {
         pair: [Option<u64>; 2],
         hwsp: Option<&dyn execlist::Hwsp>,
     ) -> Result {
-        let mut st = self.state.lock();
-        if st
-            .mmio
-            .regs_mut()
-            .schedule_in(engine, pair, hwsp, &self.counters)?
-        {
-            self.raise_irq_locked(&st);
-        }
-        Ok(())
+        self.in_model(|r, c| r.schedule_in(engine, pair, hwsp, c))
     }
 
     /// Emulates the schedule-out of the running context `desc` on `engine` and raises the
@@ -696,33 +688,29 @@ impl Core {
         desc: u64,
         hwsp: Option<&dyn execlist::Hwsp>,
     ) -> Result {
-        let mut st = self.state.lock();
-        if st
-            .mmio
-            .regs_mut()
-            .schedule_out(engine, desc, hwsp, &self.counters)?
-        {
-            self.raise_irq_locked(&st);
-        }
-        Ok(())
+        self.in_model(|r, c| r.schedule_out(engine, desc, hwsp, c))
     }
 
     /// Shows an error of `engine` to the guest: `eir` in `RING_EIR` and the CS master
     /// error interrupt ([`regs::Regs::report_error`]).
     pub(crate) fn report_error(&self, engine: Engine, eir: u32) {
-        let mut st = self.state.lock();
-        if st.mmio.regs_mut().report_error(engine, eir, &self.counters) {
-            self.raise_irq_locked(&st);
-        }
+        let _ = self.in_model(|r, c| Ok(r.report_error(engine, eir, c)));
     }
 
     /// Raises interrupt `bits` of `engine` (e.g. `GT_USER_INTERRUPT` after a
     /// `MI_USER_INTERRUPT`) through the virtual interrupt controller.
     pub(crate) fn raise_event(&self, engine: Engine, bits: u32) {
+        let _ = self.in_model(|r, c| Ok(r.event(engine, bits, c)));
+    }
+
+    /// Runs `f` on the register model under `state` and raises the interrupt if it
+    /// returns that one is due.
+    fn in_model(&self, f: impl FnOnce(&mut regs::Regs, &Counters) -> Result<bool>) -> Result {
         let mut st = self.state.lock();
-        if st.mmio.regs_mut().event(engine, bits, &self.counters) {
+        if f(st.mmio.regs_mut(), &self.counters)? {
             self.raise_irq_locked(&st);
         }
+        Ok(())
     }
 
     /// Raises an interrupt to the guest from outside the device model.

@@ -202,7 +202,7 @@ pub(super) fn lri_reg_ok(engine: Engine, reg: u32) -> bool {
     if COMMON_REGS.iter().any(inside) {
         return true;
     }
-    reg.checked_sub(engine.mmio_base())
+    reg.checked_sub(engine.base())
         .is_some_and(|rel| RING_REGS.iter().any(|r| inside_rel(r, rel)))
 }
 

@@ -104,7 +104,7 @@ pub(super) fn scan_ring(
 
 /// The command `header` starts on `engine`, and its length in dwords.
 fn lookup(header: u32, engine: Engine) -> Result<(&'static CmdInfo, usize), Reason> {
-    let on = engine.ring();
+    let on = super::ring_of(engine);
     let info = match table::lookup(header, on) {
         Ok(info) => info,
         Err(_) => {

@@ -294,15 +294,6 @@ impl Shadow {
     }
 }
 
-impl From<Engine> for cmd_parser::Engine {
-    fn from(e: Engine) -> Self {
-        match e {
-            Engine::Rcs => cmd_parser::Engine::Rcs,
-            Engine::Bcs => cmd_parser::Engine::Bcs,
-        }
-    }
-}
-
 /// Reads guest memory through the workload's PPGTT (the shadow the mediator built from
 /// the guest's tables, so a translation the host validated).
 pub(crate) trait PpgttReader {
@@ -454,7 +445,7 @@ where
     let mem = GuestBatches { ggtt, ppgtt };
     let mut placer = BatchPlacer::new(window);
     let scanned = cmd_parser::scan(
-        guest.engine.into(),
+        guest.engine,
         &segment,
         &mem,
         &mut placer,

@@ -520,12 +520,15 @@ pub(crate) fn show(c: &Core, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "g2v_destroy {}", n(&w.g2v_destroy))?;
     writeln!(f, "g2v_other {}", n(&w.g2v_other))?;
     writeln!(f, "offences {}", w.offences.load(Relaxed))?;
-    let g = c.ggtt.lock().stats();
+    let (g, frames) = {
+        let ggtt = c.ggtt.lock();
+        (ggtt.stats(), ggtt.frames())
+    };
     writeln!(f, "ggtt_writes {}", g.writes)?;
     writeln!(f, "ggtt_dropped {}", g.dropped)?;
     writeln!(f, "ggtt_halves {}", g.halves)?;
     writeln!(f, "ggtt_mapped {}", g.mapped)?;
-    writeln!(f, "ggtt_frames {}", c.ggtt.lock().frames())?;
+    writeln!(f, "ggtt_frames {}", frames)?;
     writeln!(f, "ggtt_bad_addr {}", g.bad_addr)?;
     writeln!(f, "ggtt_pin_failed {}", g.pin_failed)?;
     writeln!(f, "ggtt_bad_access {}", g.bad_access)?;
